@@ -12,9 +12,11 @@
 //! - old history is compacted; reading or watching from a compacted revision fails with
 //!   [`StoreError::Compacted`] (the API server turns it into `410 Gone`).
 //!
-//! Backends: [`redb::RedbStore`] (embedded, durable, the default). Values are opaque bytes: this
+//! Backends: [`redb::RedbStore`] (embedded, durable, the default) and [`fake::FakeStore`]
+//! (in memory, recording calls, for tests). Values are opaque bytes: this
 //! crate knows nothing about Kubernetes objects, and must not learn.
 
+pub mod fake;
 pub mod redb;
 
 use std::pin::Pin;
