@@ -13,9 +13,11 @@
 //!   [`StoreError::Compacted`] (the API server turns it into `410 Gone`).
 //!
 //! Backends: [`redb::RedbStore`] (embedded, durable, the default) and [`fake::FakeStore`]
-//! (in memory, recording calls, for tests). Values are opaque bytes: this
+//! (in memory, recording calls, for tests), and [`etcd::EtcdStore`] for highly
+//! available control planes. Values are opaque bytes: this
 //! crate knows nothing about Kubernetes objects, and must not learn.
 
+pub mod etcd;
 pub mod fake;
 pub mod redb;
 
