@@ -459,7 +459,7 @@ mod tests {
             ("containerPort".into(), json!(80)),
         ]);
         let base = [f("spec"), f("template"), f("spec"), f("containers")];
-        assert!(set.has(&[&base[..], &[container.clone()]].concat()));
+        assert!(set.has(&[&base[..], std::slice::from_ref(&container)].concat()));
         assert!(set.has(&[&base[..], &[container.clone(), f("ports"), port.clone()]].concat()));
         assert!(set.has(&[&base[..], &[container, f("ports")]].concat()));
         assert!(set.has(&[f("metadata"), f("labels")]));

@@ -1,0 +1,655 @@
+//! Tests of server-side apply and managed fields with real Deployment manifests.
+
+use super::*;
+use crate::kinds::Subresource;
+use serde_json::json;
+
+const DEPLOYMENT: ResourceKind = ResourceKind {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    singular: "deployment",
+    namespaced: true,
+    short_names: &["deploy"],
+    categories: &["all"],
+    verbs: crate::kinds::ALL_VERBS,
+    subresources: &[
+        Subresource {
+            name: "status",
+            response_kind: ("apps", "v1", "Deployment"),
+            verbs: &["get", "patch", "update"],
+        },
+        Subresource {
+            name: "scale",
+            response_kind: ("autoscaling", "v1", "Scale"),
+            verbs: &["get", "patch", "update"],
+        },
+    ],
+    schema_name: "io.k8s.api.apps.v1.Deployment",
+    storage: ("apps", "deployments"),
+};
+
+fn t(secs: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_764_000_000 + secs).expect("valid time")
+}
+
+/// The manifest of the server-side apply tests (`nginx.yaml`), as kubectl sends it.
+fn manifest(
+    replicas: Option<i64>,
+    image: &str,
+    env: &[(&str, &str)],
+    labels: &[(&str, &str)],
+) -> Value {
+    let mut labels_map = Map::new();
+    for (k, v) in labels {
+        labels_map.insert((*k).to_string(), json!(v));
+    }
+    let env: Vec<Value> = env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    let mut container = json!({
+        "name": "nginx",
+        "image": image,
+        "ports": [{"containerPort": 80}],
+    });
+    if !env.is_empty() {
+        container["env"] = Value::Array(env);
+    }
+    let mut d = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": labels_map},
+        "spec": {
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "template": {
+                "metadata": {"labels": {"app": "nginx"}},
+                "spec": {"containers": [container]},
+            },
+        },
+    });
+    if let Some(r) = replicas {
+        d["spec"]["replicas"] = json!(r);
+    }
+    d
+}
+
+/// What the API server stores after creating `obj`: server fields and defaults filled in.
+fn as_stored(obj: &Value) -> Value {
+    let mut d = obj.clone();
+    d["metadata"]["uid"] = json!("0b0b2a4c-1111-4222-8333-944455556666");
+    d["metadata"]["resourceVersion"] = json!("101");
+    d["metadata"]["generation"] = json!(1);
+    d["metadata"]["creationTimestamp"] = json!("2025-11-24T16:00:00Z");
+    let spec = &mut d["spec"];
+    if spec.get("replicas").is_none() {
+        spec["replicas"] = json!(1);
+    }
+    spec["revisionHistoryLimit"] = json!(10);
+    spec["progressDeadlineSeconds"] = json!(600);
+    spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+    let c = &mut spec["template"]["spec"]["containers"][0];
+    c["imagePullPolicy"] = json!("Always");
+    c["ports"][0]["protocol"] = json!("TCP");
+    c["terminationMessagePath"] = json!("/dev/termination-log");
+    spec["template"]["spec"]["restartPolicy"] = json!("Always");
+    spec["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+    d
+}
+
+/// `kubectl apply` (client-side) of `m` on an absent object: a create by
+/// `kubectl-client-side-apply` carrying the last-applied annotation.
+fn client_side_create(m: &Value) -> Value {
+    let mut sent = m.clone();
+    sent["metadata"]["annotations"] = json!({ LAST_APPLIED_ANNOTATION: m.to_string() });
+    let mut stored = as_stored(&sent);
+    update(
+        &DEPLOYMENT,
+        None,
+        &mut stored,
+        "kubectl-client-side-apply",
+        None,
+        t(0),
+    );
+    stored
+}
+
+fn entries(obj: &Value) -> Vec<ManagedEntry> {
+    decode(
+        obj.pointer("/metadata/managedFields")
+            .expect("managedFields"),
+    )
+    .expect("decodes")
+}
+
+fn owner_set(obj: &Value, manager: &str, op: Operation) -> FieldSet {
+    entries(obj)
+        .into_iter()
+        .find(|e| e.manager == manager && e.operation == op)
+        .map(|e| e.fields)
+        .unwrap_or_default()
+}
+
+fn fp(names: &[&str]) -> Vec<PathElement> {
+    field_path(names)
+}
+
+fn nginx_container() -> PathElement {
+    PathElement::key(vec![("name".into(), json!("nginx"))])
+}
+
+fn container_path(rest: &[PathElement]) -> Vec<PathElement> {
+    let mut p = fp(&["spec", "template", "spec", "containers"]);
+    p.push(nginx_container());
+    p.extend_from_slice(rest);
+    p
+}
+
+#[test]
+fn create_records_every_field_for_the_creator() {
+    let obj = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let list = obj["metadata"]["managedFields"].as_array().expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["manager"], "kubectl-client-side-apply");
+    assert_eq!(list[0]["operation"], "Update");
+    assert_eq!(list[0]["apiVersion"], "apps/v1");
+    assert_eq!(list[0]["time"], "2025-11-24T16:00:00Z");
+    assert_eq!(list[0]["fieldsType"], "FieldsV1");
+    let set = owner_set(&obj, "kubectl-client-side-apply", Operation::Update);
+    assert!(set.has(&fp(&["spec", "replicas"])));
+    assert!(set.has(&fp(&["metadata", "annotations", LAST_APPLIED_ANNOTATION])));
+    assert!(set.has(&container_path(&[])));
+    assert!(set.has(&container_path(&fp(&["image"]))));
+    assert!(
+        set.has(&fp(&["spec", "selector"])),
+        "selector is an atomic struct"
+    );
+    // Server-owned metadata is never owned.
+    assert!(!set.has(&fp(&["metadata", "name"])));
+    assert!(!set.has(&fp(&["metadata", "uid"])));
+    assert!(!set.has(&fp(&["spec"])));
+    let fields = &list[0]["fieldsV1"];
+    assert!(
+        fields["f:spec"]["f:template"]["f:spec"]["f:containers"]
+            .get(r#"k:{"name":"nginx"}"#)
+            .is_some()
+    );
+}
+
+#[test]
+fn client_side_apply_then_other_manager_conflicts_on_replicas() {
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
+    let err = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap_err();
+    assert_eq!(err.code, 409);
+    assert_eq!(err.reason, Reason::Conflict);
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
+    );
+    assert_eq!(err.causes.len(), 1);
+    assert_eq!(err.causes[0].reason, "FieldManagerConflict");
+    assert_eq!(err.causes[0].field, ".spec.replicas");
+    assert_eq!(
+        err.causes[0].message,
+        "conflict with \"kubectl-client-side-apply\" using apps/v1"
+    );
+    let status = err.to_status();
+    assert_eq!(status["details"]["causes"][0]["field"], ".spec.replicas");
+}
+
+#[test]
+fn force_takes_ownership_and_dropping_the_field_then_removes_it() {
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
+    let forced = apply(&DEPLOYMENT, Some(&live), &applied, "other", true, t(60)).unwrap();
+    assert_eq!(forced["spec"]["replicas"], 3);
+    let other = owner_set(&forced, "other", Operation::Apply);
+    assert!(other.has(&fp(&["spec", "replicas"])));
+    assert!(other.has(&container_path(&fp(&["image"]))));
+    let csa = owner_set(&forced, "kubectl-client-side-apply", Operation::Update);
+    assert!(!csa.has(&fp(&["spec", "replicas"])), "ownership moved");
+    assert!(
+        csa.has(&container_path(&fp(&["image"]))),
+        "same value: shared"
+    );
+    let other_entry = entries(&forced)
+        .into_iter()
+        .find(|e| e.manager == "other")
+        .unwrap();
+    assert_eq!(other_entry.time.as_deref(), Some("2025-11-24T16:01:00Z"));
+    // Apply entries come first, as Kubernetes sorts them.
+    assert_eq!(forced["metadata"]["managedFields"][0]["operation"], "Apply");
+
+    // The same manager drops spec.replicas from its manifest: nobody else owns it, it goes.
+    let mut live2 = forced.clone();
+    live2["metadata"]["resourceVersion"] = json!("102");
+    let dropped = manifest(None, "nginx:1.27", &[], &[("app", "nginx")]);
+    let out = apply(&DEPLOYMENT, Some(&live2), &dropped, "other", false, t(120)).unwrap();
+    assert!(out["spec"].get("replicas").is_none(), "{}", out["spec"]);
+    assert!(!owner_set(&out, "other", Operation::Apply).has(&fp(&["spec", "replicas"])));
+    // Unowned defaults and fields still owned by others stay.
+    assert_eq!(out["spec"]["revisionHistoryLimit"], 10);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+}
+
+#[test]
+fn applying_the_same_value_is_shared_ownership_not_a_conflict() {
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let applied = manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]);
+    let out = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap();
+    assert!(owner_set(&out, "other", Operation::Apply).has(&fp(&["spec", "replicas"])));
+    assert!(
+        owner_set(&out, "kubectl-client-side-apply", Operation::Update)
+            .has(&fp(&["spec", "replicas"]))
+    );
+    assert_eq!(out["spec"], live["spec"]);
+}
+
+#[test]
+fn conflicts_are_listed_per_field() {
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let applied = manifest(Some(5), "nginx:1.28", &[], &[("app", "web")]);
+    let err = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap_err();
+    let fields: Vec<&str> = err.causes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            ".metadata.labels.app",
+            ".spec.replicas",
+            ".spec.template.spec.containers[name=\"nginx\"].image",
+        ]
+    );
+    assert_eq!(
+        err.message,
+        "Apply failed with 3 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n\
+         - .metadata.labels.app\n\
+         - .spec.replicas\n\
+         - .spec.template.spec.containers[name=\"nginx\"].image"
+    );
+}
+
+#[test]
+fn apply_creates_with_apply_entry_only() {
+    let applied = manifest(Some(2), "nginx:1.27", &[("A", "1")], &[("app", "nginx")]);
+    let out = apply(&DEPLOYMENT, None, &applied, "kubectl", false, t(0)).unwrap();
+    let mut expected = applied.clone();
+    expected["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    let mut got = out.clone();
+    got["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    assert_eq!(got, expected);
+    let list = entries(&out);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].operation, Operation::Apply);
+    assert_eq!(list[0].manager, "kubectl");
+    let encoded = serde_json::to_string(&out["metadata"]["managedFields"][0]["fieldsV1"]).unwrap();
+    assert_eq!(
+        encoded,
+        r#"{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{},"f:selector":{},"f:template":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:env":{"k:{\"name\":\"A\"}":{".":{},"f:name":{},"f:value":{}}},"f:image":{},"f:name":{},"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}}}}}}}}"#
+    );
+}
+
+#[test]
+fn list_map_items_are_owned_by_key() {
+    // Two appliers own different containers and ports of the same Deployment.
+    let a = manifest(Some(1), "nginx:1.27", &[], &[("app", "nginx")]);
+    let live = apply(&DEPLOYMENT, None, &a, "team-a", false, t(0)).unwrap();
+    let live = as_stored(&live);
+    let mut b = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "nginx", "ports": [{"containerPort": 443, "protocol": "TCP"}]},
+            {"name": "sidecar", "image": "busybox"}
+        ]}}},
+    });
+    let out = apply(&DEPLOYMENT, Some(&live), &b, "team-b", false, t(10)).unwrap();
+    let containers = out["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0]["image"], "nginx:1.27", "merged by name");
+    let ports: Vec<&Value> = containers[0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["containerPort"])
+        .collect();
+    assert_eq!(ports, vec![&json!(80), &json!(443)]);
+    let team_b = owner_set(&out, "team-b", Operation::Apply);
+    let https = PathElement::key(vec![
+        ("containerPort".into(), json!(443)),
+        ("protocol".into(), json!("TCP")),
+    ]);
+    let http = PathElement::key(vec![
+        ("containerPort".into(), json!(80)),
+        ("protocol".into(), json!("TCP")),
+    ]);
+    assert!(team_b.has(&container_path(&[
+        PathElement::Field("ports".into()),
+        https.clone()
+    ])));
+    assert!(!team_b.has(&container_path(&[
+        PathElement::Field("ports".into()),
+        http.clone()
+    ])));
+    let team_a = owner_set(&out, "team-a", Operation::Apply);
+    assert!(team_a.has(&container_path(&[PathElement::Field("ports".into()), http])));
+
+    // team-b drops its port: only 443 goes, team-a's port and container stay.
+    b["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("ports");
+    let out2 = apply(&DEPLOYMENT, Some(&out), &b, "team-b", false, t(20)).unwrap();
+    let c0 = &out2["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c0["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(c0["ports"][0]["containerPort"], 80);
+    // team-b drops the sidecar container entirely.
+    b["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(1);
+    let out3 = apply(&DEPLOYMENT, Some(&out2), &b, "team-b", false, t(30)).unwrap();
+    let names: Vec<&Value> = out3["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    assert_eq!(names, vec![&json!("nginx")]);
+    let sidecar = PathElement::key(vec![("name".into(), json!("sidecar"))]);
+    let mut sidecar_path = fp(&["spec", "template", "spec", "containers"]);
+    sidecar_path.push(sidecar);
+    assert!(!owner_set(&out3, "team-b", Operation::Apply).has(&sidecar_path));
+}
+
+#[test]
+fn dropped_env_var_and_label_are_removed() {
+    let first = manifest(
+        Some(1),
+        "nginx:1.27",
+        &[("A", "1"), ("B", "2")],
+        &[("app", "nginx"), ("tier", "web")],
+    );
+    let live = as_stored(&apply(&DEPLOYMENT, None, &first, "kubectl", false, t(0)).unwrap());
+    let second = manifest(Some(1), "nginx:1.27", &[("A", "1")], &[("app", "nginx")]);
+    let out = apply(&DEPLOYMENT, Some(&live), &second, "kubectl", false, t(10)).unwrap();
+    let env = out["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert_eq!(env, &vec![json!({"name": "A", "value": "1"})]);
+    assert_eq!(out["metadata"]["labels"], json!({"app": "nginx"}));
+    let set = owner_set(&out, "kubectl", Operation::Apply);
+    assert!(!set.has(&fp(&["metadata", "labels", "tier"])));
+    // Defaults nobody owns survive.
+    assert_eq!(out["spec"]["progressDeadlineSeconds"], 600);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "Always"
+    );
+}
+
+#[test]
+fn dropped_field_another_manager_owns_stays() {
+    let labels = &[("app", "nginx"), ("tier", "web")];
+    let live = as_stored(
+        &apply(
+            &DEPLOYMENT,
+            None,
+            &manifest(Some(1), "nginx:1.27", &[], labels),
+            "a",
+            false,
+            t(0),
+        )
+        .unwrap(),
+    );
+    let live = apply(
+        &DEPLOYMENT,
+        Some(&live),
+        &manifest(Some(1), "nginx:1.27", &[], labels),
+        "b",
+        false,
+        t(5),
+    )
+    .unwrap();
+    let out = apply(
+        &DEPLOYMENT,
+        Some(&live),
+        &manifest(Some(1), "nginx:1.27", &[], &[("app", "nginx")]),
+        "a",
+        false,
+        t(10),
+    )
+    .unwrap();
+    assert_eq!(out["metadata"]["labels"]["tier"], "web");
+    assert!(!owner_set(&out, "a", Operation::Apply).has(&fp(&["metadata", "labels", "tier"])));
+    assert!(owner_set(&out, "b", Operation::Apply).has(&fp(&["metadata", "labels", "tier"])));
+}
+
+#[test]
+fn update_takes_changed_fields_from_other_managers() {
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let mut edited = live.clone();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    edited["metadata"]["labels"]["team"] = json!("blue");
+    update(
+        &DEPLOYMENT,
+        Some(&live),
+        &mut edited,
+        "kubectl-edit",
+        None,
+        t(30),
+    );
+    let edit = owner_set(&edited, "kubectl-edit", Operation::Update);
+    assert!(edit.has(&container_path(&fp(&["image"]))));
+    assert!(edit.has(&fp(&["metadata", "labels", "team"])));
+    assert!(
+        !edit.has(&fp(&["spec", "replicas"])),
+        "unchanged fields are not taken"
+    );
+    let csa = owner_set(&edited, "kubectl-client-side-apply", Operation::Update);
+    assert!(!csa.has(&container_path(&fp(&["image"]))));
+    assert!(csa.has(&fp(&["spec", "replicas"])));
+
+    // A status write is recorded with its subresource; status is not owned on the main resource.
+    let mut with_status = edited.clone();
+    with_status["status"] = json!({"replicas": 2, "observedGeneration": 1});
+    update(
+        &DEPLOYMENT,
+        Some(&edited),
+        &mut with_status,
+        "deployment-controller",
+        Some("status"),
+        t(40),
+    );
+    let list = with_status["metadata"]["managedFields"].as_array().unwrap();
+    let ctrl = list
+        .iter()
+        .find(|e| e["manager"] == "deployment-controller")
+        .expect("controller entry");
+    assert_eq!(ctrl["subresource"], "status");
+    assert!(ctrl["fieldsV1"]["f:status"].get("f:replicas").is_some());
+
+    // Applying status to the main resource does not own it and does not conflict.
+    let mut applied = manifest(Some(2), "nginx:1.28", &[], &[("app", "nginx")]);
+    applied["status"] = json!({"replicas": 7});
+    let out = apply(
+        &DEPLOYMENT,
+        Some(&with_status),
+        &applied,
+        "other",
+        true,
+        t(50),
+    )
+    .unwrap();
+    assert!(!owner_set(&out, "other", Operation::Apply).has(&fp(&["status", "replicas"])));
+    assert!(
+        owner_set(&out, "deployment-controller", Operation::Update)
+            .has(&fp(&["status", "replicas"]))
+    );
+}
+
+#[test]
+fn update_with_no_change_keeps_entries_and_removed_fields_lose_owners() {
+    let live = client_side_create(&manifest(
+        Some(2),
+        "nginx:1.27",
+        &[],
+        &[("app", "nginx"), ("x", "y")],
+    ));
+    let mut same = live.clone();
+    update(&DEPLOYMENT, Some(&live), &mut same, "someone", None, t(30));
+    assert_eq!(
+        same["metadata"]["managedFields"],
+        live["metadata"]["managedFields"]
+    );
+    let mut removed = live.clone();
+    removed["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x");
+    update(
+        &DEPLOYMENT,
+        Some(&live),
+        &mut removed,
+        "someone",
+        None,
+        t(30),
+    );
+    assert!(
+        !owner_set(&removed, "kubectl-client-side-apply", Operation::Update)
+            .has(&fp(&["metadata", "labels", "x"]))
+    );
+    assert!(entries(&removed).iter().all(|e| e.manager != "someone"));
+    // Sending managedFields: [] resets them.
+    let mut reset = live.clone();
+    reset["metadata"]["managedFields"] = json!([]);
+    reset["spec"]["replicas"] = json!(4);
+    update(&DEPLOYMENT, Some(&live), &mut reset, "someone", None, t(30));
+    let list = entries(&reset);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].manager, "someone");
+}
+
+#[test]
+fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
+    let out = apply(&DEPLOYMENT, Some(&live), &applied, "kubectl", false, t(60)).unwrap();
+    assert_eq!(out["spec"]["replicas"], 3);
+    assert!(owner_set(&out, "kubectl", Operation::Apply).has(&fp(&["spec", "replicas"])));
+    let annotation = meta::annotation(&out, LAST_APPLIED_ANNOTATION).unwrap();
+    let parsed: Value = serde_json::from_str(annotation).unwrap();
+    assert_eq!(parsed["spec"]["replicas"], 3);
+    // A field the client-side apply did not apply still conflicts.
+    let mut live2 = out.clone();
+    let mut edited = live2.clone();
+    edited["spec"]["paused"] = json!(true);
+    update(
+        &DEPLOYMENT,
+        Some(&live2),
+        &mut edited,
+        "kubectl-edit",
+        None,
+        t(70),
+    );
+    live2 = edited;
+    let mut applied2 = applied.clone();
+    applied2["spec"]["paused"] = json!(false);
+    let err = apply(
+        &DEPLOYMENT,
+        Some(&live2),
+        &applied2,
+        "kubectl",
+        false,
+        t(80),
+    )
+    .unwrap_err();
+    assert_eq!(err.causes[0].field, ".spec.paused");
+    assert_eq!(
+        err.causes[0].message,
+        "conflict with \"kubectl-edit\" using apps/v1"
+    );
+}
+
+#[test]
+fn first_apply_to_an_object_without_managed_fields_records_before_first_apply() {
+    let live = as_stored(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
+    let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
+    let err = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap_err();
+    assert_eq!(
+        err.causes[0].message,
+        "conflict with \"before-first-apply\" using apps/v1"
+    );
+}
+
+#[test]
+fn apply_conflicts_with_apply_managers_are_named_without_version() {
+    let live = as_stored(
+        &apply(
+            &DEPLOYMENT,
+            None,
+            &manifest(Some(2), "nginx:1.27", &[], &[]),
+            "a",
+            false,
+            t(0),
+        )
+        .unwrap(),
+    );
+    let err = apply(
+        &DEPLOYMENT,
+        Some(&live),
+        &manifest(Some(4), "nginx:1.27", &[], &[]),
+        "b",
+        false,
+        t(1),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"a\": .spec.replicas"
+    );
+}
+
+#[test]
+fn bad_applied_configurations_are_rejected() {
+    let mut m = manifest(Some(1), "nginx", &[], &[]);
+    m["kind"] = json!("StatefulSet");
+    assert_eq!(
+        apply(&DEPLOYMENT, None, &m, "x", false, t(0))
+            .unwrap_err()
+            .code,
+        400
+    );
+    let mut m = manifest(Some(1), "nginx", &[], &[]);
+    m["metadata"]["managedFields"] = json!([]);
+    assert_eq!(
+        apply(&DEPLOYMENT, None, &m, "x", false, t(0))
+            .unwrap_err()
+            .code,
+        400
+    );
+    let mut m = manifest(Some(1), "nginx", &[], &[]);
+    m["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    assert_eq!(
+        apply(&DEPLOYMENT, None, &m, "x", false, t(0))
+            .unwrap_err()
+            .code,
+        400
+    );
+}
