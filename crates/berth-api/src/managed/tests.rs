@@ -653,3 +653,98 @@ fn bad_applied_configurations_are_rejected() {
         400
     );
 }
+
+#[test]
+fn set_lists_are_unioned_and_owned_by_value() {
+    let mut first = manifest(Some(1), "nginx:1.27", &[], &[]);
+    first["metadata"]["finalizers"] = json!(["example.com/a"]);
+    let live = as_stored(&apply(&DEPLOYMENT, None, &first, "a", false, t(0)).unwrap());
+    let mut second = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default", "finalizers": ["example.com/b"]},
+    });
+    let out = apply(&DEPLOYMENT, Some(&live), &second, "b", false, t(1)).unwrap();
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["example.com/a", "example.com/b"])
+    );
+    let b = &out["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "b")
+        .unwrap()["fieldsV1"];
+    assert_eq!(
+        b,
+        &json!({"f:metadata": {"f:finalizers": {"v:\"example.com/b\"": {}}}})
+    );
+    // b drops its finalizer: a's stays.
+    second["metadata"]["finalizers"] = json!([]);
+    let out2 = apply(&DEPLOYMENT, Some(&out), &second, "b", false, t(2)).unwrap();
+    assert_eq!(out2["metadata"]["finalizers"], json!(["example.com/a"]));
+}
+
+#[test]
+fn update_managers_are_capped_with_ancient_changes() {
+    let mut live = client_side_create(&manifest(Some(1), "nginx:1.27", &[], &[]));
+    for i in 0..12 {
+        let mut next = live.clone();
+        next["metadata"]["labels"] = json!({ format!("l{i}"): "x" });
+        // keep earlier labels so that every manager keeps something
+        if let Some(prev) = live["metadata"]["labels"].as_object() {
+            for (k, v) in prev {
+                next["metadata"]["labels"][k] = v.clone();
+            }
+        }
+        update(
+            &DEPLOYMENT,
+            Some(&live),
+            &mut next,
+            &format!("m{i}"),
+            None,
+            t(10 + i),
+        );
+        live = next;
+    }
+    let list = entries(&live);
+    let updates = list
+        .iter()
+        .filter(|e| e.operation == Operation::Update)
+        .count();
+    assert_eq!(updates, MAX_UPDATE_MANAGERS);
+    let ancient = list
+        .iter()
+        .find(|e| e.manager == ANCIENT_CHANGES)
+        .expect("bucket");
+    // The oldest writers' fields are kept in the bucket.
+    assert!(ancient.fields.has(&fp(&["spec", "replicas"])));
+    assert!(list.iter().any(|e| e.manager == "m11"));
+}
+
+#[test]
+fn decodes_kubernetes_managed_fields_with_several_entries() {
+    let list = json!([
+        {"manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1",
+         "time": "2025-11-24T16:01:00Z", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+        {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
+         "time": "2025-11-24T16:00:30Z", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}},
+                      "f:status": {"f:replicas": {}}},
+         "subresource": "status"},
+        {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "apps/v1",
+         "time": "2025-11-24T16:00:00Z", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:paused": {}}}}
+    ]);
+    let decoded = decode(&list).unwrap();
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(decoded[1].subresource, "status");
+    // Re-encoding sorts Update entries by time and reproduces the entries exactly.
+    let encoded = encode(&decoded);
+    assert_eq!(encoded[0], list[0]);
+    assert_eq!(encoded[1], list[2]);
+    assert_eq!(encoded[2], list[1]);
+    assert!(decode(&json!({})).is_err());
+    assert!(decode(&json!([{"operation": "Patch"}])).is_err());
+}
