@@ -506,14 +506,7 @@ pub(super) const FIELDS: &[FieldRule] = &[
         "map",
         TYPE,
     ),
-    (
-        "core.v1.NodeStatus",
-        "addresses",
-        "merge",
-        "type",
-        "map",
-        TYPE,
-    ),
+    ("core.v1.NodeStatus", "addresses", "merge", "type", "", NONE),
     ("core.v1.NodeStatus", "images", "", "", "atomic", NONE),
     ("core.v1.NodeStatus", "volumesInUse", "", "", "atomic", NONE),
     (
