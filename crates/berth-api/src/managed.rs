@@ -10,7 +10,6 @@
 //! - [`fieldpath`]: the `FieldsV1` sets; `typed`: the schema-aware walks.
 
 pub mod fieldpath;
-mod schema_shim;
 mod typed;
 
 #[cfg(test)]
@@ -20,9 +19,9 @@ use serde_json::{Map, Value, json};
 
 use crate::kinds::ResourceKind;
 use crate::meta;
+use crate::schema::{self, Node};
 use crate::status::{ApiError, Reason, StatusCause};
 use fieldpath::{FieldSet, FieldsError, Path, PathElement};
-use schema_shim::{self as schema, Node};
 use typed::TypedError;
 
 /// The annotation `kubectl apply` (client-side) keeps its last configuration in.
@@ -753,7 +752,7 @@ pub fn apply(
     Ok(result)
 }
 
-/// The path elements of `path` (for callers building [`FieldSet`]s).
+/// The path of nested struct fields `names` (for callers building [`FieldSet`]s).
 pub fn field_path(names: &[&str]) -> Vec<PathElement> {
     Path::fields(names).0
 }

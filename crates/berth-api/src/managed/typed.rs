@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::fieldpath::{FieldSet, OrdValue, PathElement};
-use super::schema_shim::{self as schema, ListType, Node};
+use crate::schema::{self, ListType, Node};
 
 /// Errors walking an object with its schema.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,9 +47,37 @@ enum Shape<'a> {
     /// Walked item by item.
     Items {
         element: &'a Node,
-        list_type: &'a ListType,
+        list_type: ListType,
         items: &'a [Value],
     },
+}
+
+/// The element node and granular list type of a list node; `None` for atomic lists. As
+/// Kubernetes does when it converts OpenAPI to structured-merge-diff schemas, a list without
+/// `x-kubernetes-list-type` but with patch strategy `merge` is associative by its merge key, or a
+/// set without one.
+fn granular_list(node: &Node) -> Option<(&Node, ListType)> {
+    let Node::List {
+        element,
+        list_type,
+        patch,
+    } = node
+    else {
+        return None;
+    };
+    match list_type {
+        ListType::Atomic if patch.merge => match &patch.merge_key {
+            Some(key) => Some((
+                element,
+                ListType::Map {
+                    keys: vec![key.clone()],
+                },
+            )),
+            None => Some((element, ListType::Set)),
+        },
+        ListType::Atomic => None,
+        other => Some((element, other.clone())),
+    }
 }
 
 fn shape<'a>(node: &'a Node, value: &'a Value) -> Shape<'a> {
@@ -60,15 +88,13 @@ fn shape<'a>(node: &'a Node, value: &'a Value) -> Shape<'a> {
         (Node::Map { atomic: false, .. } | Node::Untyped, Value::Object(map)) => {
             Shape::Fields { map }
         }
-        (
-            Node::List {
-                element, list_type, ..
+        (Node::List { .. }, Value::Array(items)) => match granular_list(node) {
+            Some((element, list_type)) => Shape::Items {
+                element,
+                list_type,
+                items,
             },
-            Value::Array(items),
-        ) if !matches!(list_type, ListType::Atomic) => Shape::Items {
-            element,
-            list_type,
-            items,
+            None => Shape::Leaf,
         },
         _ => Shape::Leaf,
     }
@@ -166,7 +192,7 @@ fn collect_fields(
             items,
         } => {
             for item in items {
-                let pe = item_element(list_type, item, path)?;
+                let pe = item_element(&list_type, item, path)?;
                 path.push(pe);
                 set.insert(path);
                 collect_fields(element, item, path, set)?;
@@ -275,7 +301,7 @@ fn compare_at(
                     Some(Shape::Items {
                         element, list_type, ..
                     }),
-                ) => (*element, *list_type),
+                ) => (*element, list_type.clone()),
                 _ => return Ok(()),
             };
             let old_items = match &old_shape {
@@ -286,8 +312,8 @@ fn compare_at(
                 Some(Shape::Items { items, .. }) => *items,
                 _ => &[],
             };
-            let old_index = index_items(list_type, old_items, path)?;
-            let new_index = index_items(list_type, new_items, path)?;
+            let old_index = index_items(&list_type, old_items, path)?;
+            let new_index = index_items(&list_type, new_items, path)?;
             let pes: BTreeSet<&PathElement> = old_index.keys().chain(new_index.keys()).collect();
             for pe in pes {
                 path.push(pe.clone());
@@ -370,7 +396,7 @@ fn merge_at(
                 items: litems,
             },
             Shape::Items { items: citems, .. },
-        ) => merge_lists(element, list_type, litems, citems, path),
+        ) => merge_lists(element, &list_type, litems, citems, path),
         _ => Ok(strip_nulls(config)),
     }
 }
@@ -520,18 +546,12 @@ pub fn prune(node: &Node, value: &mut Value, last: &FieldSet, keep: Option<&Fiel
             }
         }
         Value::Array(items) => {
-            let Node::List {
-                element, list_type, ..
-            } = node
-            else {
+            let Some((element, list_type)) = granular_list(node) else {
                 return;
             };
-            if matches!(list_type, ListType::Atomic) {
-                return;
-            }
             let mut kept = Vec::with_capacity(items.len());
             for mut item in std::mem::take(items) {
-                let Ok(pe) = item_element(list_type, &item, &[]) else {
+                let Ok(pe) = item_element(&list_type, &item, &[]) else {
                     kept.push(item);
                     continue;
                 };
