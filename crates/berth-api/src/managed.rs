@@ -303,19 +303,65 @@ fn without_managed_fields(obj: &Value) -> Value {
     out
 }
 
-/// What a created object is compared with: its top-level objects present but empty, as in
-/// Kubernetes' zero-valued objects (so `spec` itself is not recorded as added).
-fn creation_base(new: &Value) -> Value {
-    let base: Map<String, Value> = new
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.is_object())
-                .map(|(k, _)| (k.clone(), json!({})))
-                .collect()
-        })
-        .unwrap_or_default();
-    Value::Object(base)
+/// Fields Kubernetes' zero-valued objects always carry (non-pointer structs, lists without
+/// `omitempty`), by struct definition suffix: a create does not record them as added themselves.
+const ALWAYS_PRESENT: &[(&str, &str)] = &[
+    (".DeploymentSpec", "strategy"),
+    (".DeploymentSpec", "template"),
+    (".ReplicaSetSpec", "template"),
+    (".StatefulSetSpec", "template"),
+    (".StatefulSetSpec", "updateStrategy"),
+    (".DaemonSetSpec", "template"),
+    (".DaemonSetSpec", "updateStrategy"),
+    (".JobSpec", "template"),
+    (".CronJobSpec", "jobTemplate"),
+    (".JobTemplateSpec", "metadata"),
+    (".JobTemplateSpec", "spec"),
+    (".PodTemplateSpec", "metadata"),
+    (".PodTemplateSpec", "spec"),
+    (".PodTemplate", "template"),
+    (".ReplicationControllerSpec", "template"),
+    (".PodSpec", "containers"),
+];
+
+/// What a created object is compared with: the parts of Kubernetes' zero-valued object of the
+/// kind that `new` fills (top-level objects, non-pointer structs, non-omitempty lists), so that
+/// for example `spec` itself is not recorded as added.
+fn creation_base(node: &Node, new: &Value) -> Value {
+    creation_skeleton(node, new, true)
+}
+
+fn creation_skeleton(node: &Node, new: &Value, top: bool) -> Value {
+    let mut out = Map::new();
+    if let Value::Object(fields) = new {
+        let name = match node {
+            Node::Struct(name) => name.as_str(),
+            _ => "",
+        };
+        for (key, value) in fields {
+            let always = (top && value.is_object())
+                || ALWAYS_PRESENT
+                    .iter()
+                    .any(|(suffix, field)| name.ends_with(suffix) && key == field);
+            if !always {
+                continue;
+            }
+            let child = match node {
+                Node::Struct(name) => schema::field(name, key).unwrap_or(Node::Untyped),
+                _ => Node::Untyped,
+            };
+            match value {
+                Value::Object(_) => {
+                    out.insert(key.clone(), creation_skeleton(&child, value, false));
+                }
+                Value::Array(_) => {
+                    out.insert(key.clone(), Value::Null);
+                }
+                _ => {}
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// Records a non-apply write from `old` to `new` as `manager`'s (operation Update): it gains
@@ -458,7 +504,7 @@ pub fn update(
     let new_plain = without_managed_fields(new);
     let old_plain = match old {
         Some(o) => without_managed_fields(o),
-        None => creation_base(&new_plain),
+        None => creation_base(&schema::root(kind), &new_plain),
     };
     let node = schema::root(kind);
     let recorded = record_update(
@@ -675,7 +721,7 @@ pub fn apply(
     if live.is_some() && entries.is_empty() {
         record_update(
             &node,
-            &creation_base(&live_plain),
+            &creation_base(&node, &live_plain),
             &live_plain,
             &mut entries,
             BEFORE_FIRST_APPLY,

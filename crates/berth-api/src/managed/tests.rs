@@ -748,3 +748,78 @@ fn decodes_kubernetes_managed_fields_with_several_entries() {
     assert!(decode(&json!({})).is_err());
     assert!(decode(&json!([{"operation": "Patch"}])).is_err());
 }
+
+#[test]
+fn null_facing_an_object_records_only_the_fields_below() {
+    let node = schema::root(&DEPLOYMENT);
+    let old = json!({"spec": {"template": {"spec": {"securityContext": null}}}});
+    let new = json!({"spec": {"template": {"spec": {"securityContext": {"runAsUser": 1000}}}}});
+    let cmp = typed::compare(&node, Some(&old), Some(&new)).unwrap();
+    let mut expected = FieldSet::new();
+    expected.insert(&fp(&[
+        "spec",
+        "template",
+        "spec",
+        "securityContext",
+        "runAsUser",
+    ]));
+    assert_eq!(cmp.added, expected);
+    assert!(cmp.modified.is_empty());
+    assert!(cmp.removed.is_empty());
+}
+
+#[test]
+fn create_matches_kubernetes_for_kubectl_create_deployment() {
+    // `kubectl create deployment nginx --image=nginx` as stored by Kubernetes 1.33 (defaults
+    // filled in before the field manager runs).
+    let mut obj = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"},
+                     "creationTimestamp": "2025-11-24T16:00:00Z"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "template": {
+                "metadata": {"labels": {"app": "nginx"}},
+                "spec": {
+                    "containers": [{
+                        "name": "nginx", "image": "nginx", "resources": {},
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                        "terminationMessagePath": "/dev/termination-log",
+                        "terminationMessagePolicy": "File", "imagePullPolicy": "Always"
+                    }],
+                    "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                    "dnsPolicy": "ClusterFirst", "securityContext": {}, "schedulerName": "default-scheduler"
+                }
+            },
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": 600
+        }
+    });
+    update(&DEPLOYMENT, None, &mut obj, "kubectl-create", None, t(0));
+    let got = &obj["metadata"]["managedFields"][0]["fieldsV1"];
+    let want: Value = serde_json::from_str(
+        r#"{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:progressDeadlineSeconds":{},"f:replicas":{},"f:revisionHistoryLimit":{},"f:selector":{},"f:strategy":{"f:rollingUpdate":{".":{},"f:maxSurge":{},"f:maxUnavailable":{}},"f:type":{}},"f:template":{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:ports":{".":{},"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}}}"#,
+    )
+    .unwrap();
+    let got_set = FieldSet::from_fields_v1(got).unwrap();
+    let want_set = FieldSet::from_fields_v1(&want).unwrap();
+    let extra: Vec<String> = got_set
+        .difference(&want_set)
+        .paths()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let missing: Vec<String> = want_set
+        .difference(&got_set)
+        .paths()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?}");
+    assert_eq!(extra, Vec::<String>::new());
+    // Byte for byte, as kubectl shows it.
+    assert_eq!(got.to_string(), want.to_string());
+}

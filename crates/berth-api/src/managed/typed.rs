@@ -261,6 +261,24 @@ fn compare_at(
     if old.is_some() && old == new {
         return Ok(());
     }
+    // A null facing a map or list is walked as absent, but the path itself is not recorded as
+    // added or removed (it was there, as null).
+    let is_container = |v: Option<&Value>| v.is_some_and(|v| v.is_object() || v.is_array());
+    let null_to_container = matches!(old, Some(Value::Null)) && is_container(new)
+        || matches!(new, Some(Value::Null)) && is_container(old);
+    if null_to_container && !(is_empty_container(old) && is_empty_container(new)) {
+        let old = old.filter(|v| !v.is_null());
+        let new = new.filter(|v| !v.is_null());
+        let mut inner = Comparison::default();
+        compare_at(node, old, new, path, &mut inner)?;
+        // Drop the self path the walk recorded for the absent side.
+        let mut self_path = FieldSet::new();
+        self_path.insert(path);
+        cmp.added = cmp.added.union(&inner.added.difference(&self_path));
+        cmp.removed = cmp.removed.union(&inner.removed.difference(&self_path));
+        cmp.modified = cmp.modified.union(&inner.modified);
+        return Ok(());
+    }
     let old_shape = old.map(|v| shape(node, v));
     let new_shape = new.map(|v| shape(node, v));
     let both_empty = is_empty_container(old) && is_empty_container(new);
