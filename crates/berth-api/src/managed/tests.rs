@@ -823,3 +823,54 @@ fn create_matches_kubernetes_for_kubectl_create_deployment() {
     // Byte for byte, as kubectl shows it.
     assert_eq!(got.to_string(), want.to_string());
 }
+
+#[test]
+fn pod_volumes_empty_structs_and_owner_references() {
+    let pod_kind = ResourceKind {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        singular: "pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
+        verbs: crate::kinds::ALL_VERBS,
+        subresources: &[],
+        schema_name: "io.k8s.api.core.v1.Pod",
+        storage: ("", "pods"),
+    };
+    let applied = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "web-0",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web",
+                                 "uid": "1234", "controller": true}]
+        },
+        "spec": {
+            "containers": [{"name": "web", "image": "nginx",
+                            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
+            "tolerations": [{"key": "a", "operator": "Exists"}]
+        }
+    });
+    let out = apply(&pod_kind, None, &applied, "ctl", false, t(0)).unwrap();
+    let fields = &out["metadata"]["managedFields"][0]["fieldsV1"];
+    assert_eq!(
+        fields["f:spec"]["f:volumes"],
+        json!({"k:{\"name\":\"scratch\"}": {".": {}, "f:emptyDir": {}, "f:name": {}}})
+    );
+    assert!(
+        fields["f:metadata"]["f:ownerReferences"]
+            .get("k:{\"uid\":\"1234\"}")
+            .is_some()
+    );
+    assert!(
+        fields["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]["f:volumeMounts"]
+            .get("k:{\"mountPath\":\"/scratch\"}")
+            .is_some()
+    );
+    // Tolerations are an atomic list: owned as a whole.
+    assert_eq!(fields["f:spec"]["f:tolerations"], json!({}));
+}
