@@ -874,3 +874,44 @@ fn pod_volumes_empty_structs_and_owner_references() {
     // Tolerations are an atomic list: owned as a whole.
     assert_eq!(fields["f:spec"]["f:tolerations"], json!({}));
 }
+
+#[test]
+fn kubectl_upgrade_of_client_side_managers_then_dropping_a_label_removes_it() {
+    // kubectl apply (client-side), then `kubectl apply --server-side`: kubectl first rewrites
+    // managedFields with a JSON patch that moves the client-side manager's fields into its own
+    // Apply entry (csaupgrade), then applies.
+    let labels = &[("app", "nginx"), ("tier", "web")];
+    let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], labels));
+    let mut upgraded = live.clone();
+    let mut list = entries(&live);
+    for e in &mut list {
+        if e.manager == "kubectl-client-side-apply" {
+            e.manager = "kubectl".into();
+            e.operation = Operation::Apply;
+        }
+    }
+    upgraded["metadata"]["managedFields"] = encode(&list);
+    update(
+        &DEPLOYMENT,
+        Some(&live),
+        &mut upgraded,
+        "kubectl",
+        None,
+        t(50),
+    );
+    assert_eq!(
+        entries(&upgraded),
+        list,
+        "managedFields sent by the client are kept"
+    );
+    let out = apply(
+        &DEPLOYMENT,
+        Some(&upgraded),
+        &manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]),
+        "kubectl",
+        false,
+        t(60),
+    )
+    .unwrap();
+    assert_eq!(out["metadata"]["labels"], json!({"app": "nginx"}));
+}
