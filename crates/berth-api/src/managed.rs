@@ -484,6 +484,9 @@ pub fn update(
     subresource: Option<&str>,
     now: jiff::Timestamp,
 ) {
+    if !new.is_object() {
+        return;
+    }
     let mut entries = if subresource.is_some() {
         decode_or_empty(old)
     } else {

@@ -559,6 +559,44 @@ mod tests {
         );
     }
 
+    fn arb_element() -> impl proptest::strategy::Strategy<Value = PathElement> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "[a-z.:/\\\"-]{1,8}".prop_map(PathElement::Field),
+            ("[a-z]{1,4}", 0i64..100_000, "[A-Z]{1,4}").prop_map(|(n, p, proto)| {
+                PathElement::key(vec![
+                    ("name".into(), json!(n)),
+                    ("port".into(), json!(p)),
+                    ("protocol".into(), json!(proto)),
+                ])
+            }),
+            any::<i64>().prop_map(|v| PathElement::Value(OrdValue(json!(v)))),
+            "[ -~]{0,6}".prop_map(|v| PathElement::Value(OrdValue(json!(v)))),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fields_v1_round_trips_any_set(
+            paths in proptest::collection::vec(proptest::collection::vec(arb_element(), 1..5), 0..20)
+        ) {
+            let mut set = FieldSet::new();
+            for p in &paths {
+                set.insert(p);
+            }
+            let encoded = serde_json::to_string(&set.to_fields_v1()).unwrap();
+            let parsed: Value = serde_json::from_str(&encoded).unwrap();
+            let back = FieldSet::from_fields_v1(&parsed).unwrap();
+            proptest::prop_assert_eq!(&back, &set);
+            for p in &paths {
+                proptest::prop_assert!(back.has(p));
+            }
+            proptest::prop_assert!(set.difference(&set).is_empty());
+            proptest::prop_assert_eq!(set.union(&set), set.clone());
+            proptest::prop_assert_eq!(set.intersection(&set), set.clone());
+        }
+    }
+
     #[test]
     fn malformed_fields_are_errors_not_panics() {
         assert!(FieldSet::from_fields_v1(&json!([])).is_err());
