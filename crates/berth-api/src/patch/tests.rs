@@ -1,0 +1,382 @@
+use serde_json::json;
+
+use super::*;
+
+const DEPLOYMENT: ResourceKind = ResourceKind {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    singular: "deployment",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    verbs: &[],
+    subresources: &[],
+    schema_name: "io.k8s.api.apps.v1.Deployment",
+    storage: ("apps", "deployments"),
+};
+
+const POD: ResourceKind = ResourceKind {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
+    singular: "pod",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    verbs: &[],
+    subresources: &[],
+    schema_name: "io.k8s.api.core.v1.Pod",
+    storage: ("", "pods"),
+};
+
+/// A live Deployment as the API server stores it after `kubectl apply` and defaulting.
+fn live_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": "default",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "finalizers": ["example.com/a", "example.com/b"]
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}
+            },
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "nginx:1.25",
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [
+                                {"name": "A", "value": "1"},
+                                {"name": "B", "value": "2"}
+                            ],
+                            "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                            "terminationMessagePath": "/dev/termination-log"
+                        },
+                        {"name": "sidecar", "image": "busybox", "args": ["sleep", "3600"]}
+                    ],
+                    "volumes": [
+                        {"name": "cache", "emptyDir": {}},
+                        {"name": "config", "configMap": {"name": "web-config", "defaultMode": 420}}
+                    ],
+                    "restartPolicy": "Always"
+                }
+            }
+        }
+    })
+}
+
+fn smp(original: &Value, patch: Value) -> Value {
+    strategic_merge_patch(&DEPLOYMENT, original, &patch).expect("patch applies")
+}
+
+fn containers(obj: &Value) -> &Vec<Value> {
+    obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+}
+
+#[test]
+fn kubectl_reapply_changes_env_keeps_ports() {
+    // What kubectl apply sends after env A changed to 10 and env B was removed from the file.
+    let patch = json!({
+        "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"new\":1}"}},
+        "spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+            "containers": [{
+                "$setElementOrder/env": [{"name": "A"}],
+                "$setElementOrder/ports": [{"containerPort": 80}],
+                "env": [{"name": "A", "value": "10"}, {"$patch": "delete", "name": "B"}],
+                "name": "web"
+            }]
+        }}}
+    });
+    let out = smp(&live_deployment(), patch);
+    let c = containers(&out);
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0]["name"], "web");
+    assert_eq!(c[1]["name"], "sidecar");
+    assert_eq!(c[0]["env"], json!([{"name": "A", "value": "10"}]));
+    assert_eq!(
+        c[0]["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+    assert_eq!(c[0]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(c[0]["terminationMessagePath"], "/dev/termination-log");
+    assert_eq!(c[1]["args"], json!(["sleep", "3600"]));
+    assert_eq!(
+        out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+        "{\"new\":1}"
+    );
+    // No directive survives.
+    assert!(!out.to_string().contains('$'));
+}
+
+#[test]
+fn set_element_order_reorders_and_appends_new_items() {
+    let patch = json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "extra"}, {"name": "web"}],
+        "containers": [{"name": "extra", "image": "redis"}]
+    }}}});
+    let out = smp(&live_deployment(), patch);
+    let names: Vec<&str> = containers(&out)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["sidecar", "extra", "web"]);
+}
+
+#[test]
+fn merge_by_key_appends_new_items_in_patch_order() {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "z", "image": "z"},
+        {"name": "web", "image": "nginx:1.27"},
+        {"name": "y", "image": "y"}
+    ]}}}});
+    let out = smp(&live_deployment(), patch);
+    let names: Vec<&str> = containers(&out)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
+    // Patch items keep patch order, server-only items keep their place relative to the server list.
+    assert_eq!(names, ["z", "web", "y", "sidecar"]);
+    assert_eq!(containers(&out)[1]["image"], "nginx:1.27");
+    assert_eq!(containers(&out)[1]["env"][1]["name"], "B");
+}
+
+#[test]
+fn delete_directive_removes_container() {
+    let patch = json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "web"}],
+        "containers": [{"$patch": "delete", "name": "sidecar"}]
+    }}}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(containers(&out).len(), 1);
+    assert_eq!(containers(&out)[0]["name"], "web");
+}
+
+#[test]
+fn retain_keys_on_strategy_drops_rolling_update() {
+    // kubectl apply after changing the strategy type from RollingUpdate to Recreate.
+    let patch = json!({"spec": {"strategy": {
+        "$retainKeys": ["type"],
+        "type": "Recreate",
+        "rollingUpdate": null
+    }}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+}
+
+#[test]
+fn retain_keys_rejects_fields_not_listed() {
+    let patch =
+        json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {"maxSurge": 1}}}});
+    let err = strategic_merge_patch(&DEPLOYMENT, &live_deployment(), &patch).unwrap_err();
+    assert_eq!(
+        err,
+        PatchError::Malformed("invalid patch format of retainKeys".into())
+    );
+    assert_eq!(ApiError::from(err).code, 400);
+}
+
+#[test]
+fn volumes_merge_by_name_with_retain_keys() {
+    // Switching volume "config" from a ConfigMap to a Secret, as kubectl apply sends it.
+    let patch = json!({"spec": {"template": {"spec": {
+        "$setElementOrder/volumes": [{"name": "cache"}, {"name": "config"}, {"name": "data"}],
+        "volumes": [
+            {"$retainKeys": ["name", "secret"], "name": "config", "secret": {"secretName": "web"}, "configMap": null},
+            {"name": "data", "emptyDir": {"medium": "Memory"}}
+        ]
+    }}}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["volumes"],
+        json!([
+            {"name": "cache", "emptyDir": {}},
+            {"name": "config", "secret": {"secretName": "web"}},
+            {"name": "data", "emptyDir": {"medium": "Memory"}}
+        ])
+    );
+}
+
+#[test]
+fn primitive_list_merge_unions_finalizers() {
+    let patch = json!({"metadata": {"finalizers": ["example.com/c", "example.com/a"]}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["example.com/c", "example.com/a", "example.com/b"])
+    );
+}
+
+#[test]
+fn delete_from_primitive_list() {
+    let patch = json!({"metadata": {
+        "$setElementOrder/finalizers": ["example.com/b"],
+        "$deleteFromPrimitiveList/finalizers": ["example.com/a"]
+    }});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(out["metadata"]["finalizers"], json!(["example.com/b"]));
+}
+
+#[test]
+fn atomic_lists_are_replaced_and_nulls_delete() {
+    let patch = json!({"spec": {"replicas": null, "template": {"spec": {"containers": [
+        {"name": "sidecar", "args": ["sleep", "1"]}
+    ]}}}});
+    let out = smp(&live_deployment(), patch);
+    assert!(out["spec"].get("replicas").is_none());
+    assert_eq!(containers(&out)[1]["args"], json!(["sleep", "1"]));
+}
+
+#[test]
+fn patch_replace_directive_on_map_and_list() {
+    let patch = json!({"spec": {"selector": {"$patch": "replace", "matchLabels": {"tier": "x"}}}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(
+        out["spec"]["selector"],
+        json!({"matchLabels": {"tier": "x"}})
+    );
+
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "only", "image": "x"},
+        {"$patch": "replace"}
+    ]}}}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(
+        containers(&out),
+        &vec![json!({"name": "only", "image": "x"})]
+    );
+}
+
+#[test]
+fn patch_delete_directive_on_map() {
+    let patch = json!({"metadata": {"annotations": {"$patch": "delete"}}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(out["metadata"]["annotations"], json!({}));
+}
+
+#[test]
+fn labels_merge_as_maps() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1", "b": "2"}}});
+    let patch = json!({"metadata": {"labels": {"a": null, "c": "3"}}});
+    let out = strategic_merge_patch(&POD, &pod, &patch).expect("applies");
+    assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
+}
+
+#[test]
+fn missing_merge_key_is_a_server_error() {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}});
+    let err = strategic_merge_patch(&DEPLOYMENT, &live_deployment(), &patch).unwrap_err();
+    assert_eq!(
+        err,
+        PatchError::Failed("map: map[image:x] does not contain declared merge key: name".into())
+    );
+    assert_eq!(ApiError::from(err).code, 500);
+}
+
+#[test]
+fn smp_rejects_non_object_patch() {
+    let err = strategic_merge_patch(&DEPLOYMENT, &live_deployment(), &json!([1])).unwrap_err();
+    let api = ApiError::from(err);
+    assert_eq!(api.code, 400);
+    assert!(api.message.contains("cannot unmarshal array"));
+}
+
+#[test]
+fn json_patch_applies_and_fails_like_kubernetes() {
+    let obj = live_deployment();
+    let out = json_patch(
+        &obj,
+        &json!([
+            {"op": "test", "path": "/spec/replicas", "value": 2},
+            {"op": "replace", "path": "/spec/replicas", "value": 3},
+            {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+            {"op": "remove", "path": "/spec/template/spec/containers/1"}
+        ]),
+    )
+    .expect("applies");
+    assert_eq!(out["spec"]["replicas"], 3);
+    assert_eq!(out["metadata"]["labels"], json!({"x": "y"}));
+    assert_eq!(containers(&out).len(), 1);
+
+    let failed = json_patch(
+        &obj,
+        &json!([{"op": "test", "path": "/spec/replicas", "value": 5}]),
+    )
+    .unwrap_err();
+    let api = ApiError::from(failed);
+    assert_eq!((api.code, api.reason), (422, Reason::Invalid));
+    assert_eq!(
+        api.message,
+        "the server rejected our request due to an error in our request"
+    );
+
+    let missing = json_patch(&obj, &json!([{"op": "remove", "path": "/spec/nope"}])).unwrap_err();
+    assert_eq!(ApiError::from(missing).code, 422);
+
+    let malformed = json_patch(&obj, &json!({"op": "add"})).unwrap_err();
+    assert_eq!(ApiError::from(malformed).code, 400);
+    let bad_op = json_patch(&obj, &json!([{"op": "frobnicate", "path": "/a"}])).unwrap_err();
+    assert_eq!(ApiError::from(bad_op).code, 400);
+}
+
+#[test]
+fn merge_patch_follows_rfc_7386() {
+    let obj = live_deployment();
+    let out = merge_patch(
+        &obj,
+        &json!({"spec": {"replicas": 5, "strategy": {"rollingUpdate": null}},
+                "metadata": {"finalizers": ["x"]}}),
+    )
+    .expect("applies");
+    assert_eq!(out["spec"]["replicas"], 5);
+    assert_eq!(out["spec"]["strategy"], json!({"type": "RollingUpdate"}));
+    // Lists are replaced, not merged.
+    assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
+    let err = merge_patch(&obj, &json!("x")).unwrap_err();
+    assert_eq!(ApiError::from(err).code, 400);
+}
+
+#[test]
+fn unknown_fields_merge_like_json() {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "custom": {"a": 1, "b": null}}
+    ]}}}});
+    let out = smp(&live_deployment(), patch);
+    assert_eq!(containers(&out)[0]["custom"], json!({"a": 1}));
+}
+
+#[test]
+fn service_ports_merge_by_port() {
+    let svc_kind = ResourceKind {
+        kind: "Service",
+        plural: "services",
+        singular: "service",
+        schema_name: "io.k8s.api.core.v1.Service",
+        storage: ("", "services"),
+        ..POD
+    };
+    let svc = json!({"spec": {"ports": [
+        {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080},
+        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}
+    ]}});
+    let patch = json!({"spec": {"ports": [{"port": 443, "targetPort": 9443}]}});
+    let out = strategic_merge_patch(&svc_kind, &svc, &patch).expect("applies");
+    assert_eq!(out["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(out["spec"]["ports"][1]["targetPort"], 9443);
+    assert_eq!(out["spec"]["ports"][1]["name"], "https");
+}
