@@ -915,3 +915,45 @@ fn kubectl_upgrade_of_client_side_managers_then_dropping_a_label_removes_it() {
     .unwrap();
     assert_eq!(out["metadata"]["labels"], json!({"app": "nginx"}));
 }
+
+#[test]
+fn associative_list_merge_keeps_live_items_in_place_and_follows_the_configuration_order() {
+    let node = schema::root(&DEPLOYMENT);
+    let containers = |names: &[&str]| {
+        let items: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"name": n, "image": format!("{n}:live")}))
+            .collect();
+        json!({"spec": {"template": {"spec": {"containers": items}}}})
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let config = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "b", "image": "b:new"}, {"name": "c", "image": "c:new"}
+    ]}}}});
+    let merged = typed::merge(&node, &containers(&["a", "b"]), &config).unwrap();
+    assert_eq!(names(&merged), vec!["a", "b", "c"]);
+    assert_eq!(
+        merged["spec"]["template"]["spec"]["containers"][1]["image"],
+        "b:new"
+    );
+    let swapped = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "b"}, {"name": "a"}
+    ]}}}});
+    let merged = typed::merge(&node, &containers(&["a", "b"]), &swapped).unwrap();
+    assert_eq!(names(&merged), vec!["b", "a"]);
+    assert_eq!(
+        merged["spec"]["template"]["spec"]["containers"][1]["image"],
+        "a:live"
+    );
+    // Duplicate keys in an applied configuration are an error, not a panic.
+    let dup =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "x"}, {"name": "x"}]}}}});
+    assert!(typed::merge(&node, &containers(&["a"]), &dup).is_err());
+}
