@@ -380,3 +380,24 @@ fn service_ports_merge_by_port() {
     assert_eq!(out["spec"]["ports"][1]["targetPort"], 9443);
     assert_eq!(out["spec"]["ports"][1]["name"], "https");
 }
+
+#[test]
+fn replace_strategy_field_is_replaced_whole() {
+    let pdb_kind = ResourceKind {
+        group: "policy",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        schema_name: "io.k8s.api.policy.v1.PodDisruptionBudget",
+        storage: ("policy", "poddisruptionbudgets"),
+        ..POD
+    };
+    let pdb = json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web", "tier": "fe"}}}});
+    let patch = json!({"spec": {"selector": {"matchLabels": {"app": "api"}}}});
+    let out = strategic_merge_patch(&pdb_kind, &pdb, &patch).expect("applies");
+    assert_eq!(
+        out["spec"]["selector"],
+        json!({"matchLabels": {"app": "api"}})
+    );
+    assert_eq!(out["spec"]["minAvailable"], 1);
+}
