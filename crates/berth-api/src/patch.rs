@@ -320,6 +320,7 @@ fn apply_set_element_order(
             validate_patch_with_set_order(p, &order, merge_key)?;
         }
         let elem = element(&field_node);
+        let mut server_order = None;
         let merged = match (&original_list, patch_list) {
             (Some(o), None) => o.clone(),
             (None, Some(p)) => match clean(Value::Array(p), &field_node, &field_strategy)? {
@@ -328,7 +329,10 @@ fn apply_set_element_order(
             },
             (Some(o), Some(p)) => {
                 if field_strategy.merge {
-                    merge_slice(o.clone(), p, &elem, merge_key, false)?
+                    let (merged, aliased) =
+                        merge_slice_tracking(o.clone(), p, &elem, merge_key, false)?;
+                    server_order = aliased;
+                    merged
                 } else {
                     match clean(Value::Array(p), &field_node, &field_strategy)? {
                         Value::Array(a) => a,
@@ -341,7 +345,7 @@ fn apply_set_element_order(
         let maps = element_kind(&[&merged])? == ElementKind::Map;
         let key = if maps { merge_key } else { None };
         let (in_order, server_only) = partition(merged, &order, key)?;
-        let server_order = original_list.unwrap_or_default();
+        let server_order = server_order.or(original_list).unwrap_or_default();
         let result = normalize_element_order(in_order, server_only, &order, &server_order, key)?;
         original.insert(field.clone(), Value::Array(result));
         patch.remove(&field);
@@ -407,13 +411,67 @@ fn merge_slice(
     merge_key: Option<&str>,
     is_delete_list: bool,
 ) -> Result<Vec<Value>, PatchError> {
+    merge_slice_tracking(original, patch, elem, merge_key, is_delete_list).map(|(merged, _)| merged)
+}
+
+/// The original list as apimachinery's later `$setElementOrder` step sees it.
+///
+/// apimachinery deletes list items in place (`append(s[:i], s[i+1:]...)`) and appends new items
+/// to the shortened slice, so both write into the original list's backing array: the original
+/// list value it later uses as the server order holds the remaining items, then the first new
+/// items, then stale copies. This decides where server-only items land when an apply both
+/// deletes and adds items, so it is reproduced here.
+struct AliasedOriginal {
+    slots: Vec<Value>,
+    len: usize,
+    live: bool,
+}
+
+impl AliasedOriginal {
+    fn new(original: &[Value]) -> Self {
+        AliasedOriginal {
+            slots: original.to_vec(),
+            len: original.len(),
+            live: true,
+        }
+    }
+
+    fn delete_matching(&mut self, key: &str, value: &Value) {
+        while let Some(i) = self.slots[..self.len]
+            .iter()
+            .position(|o| o.get(key).is_some_and(|v| scalar_eq(v, value)))
+        {
+            for j in i..self.len - 1 {
+                self.slots[j] = self.slots[j + 1].clone();
+            }
+            self.len -= 1;
+        }
+    }
+
+    fn append(&mut self, item: &Value) {
+        if self.live && self.len < self.slots.len() {
+            self.slots[self.len] = item.clone();
+        }
+        self.len += 1;
+    }
+}
+
+/// [`merge_slice`], also returning the server order the `$setElementOrder` step uses (see
+/// [`AliasedOriginal`]); `None` when that is the original list unchanged.
+fn merge_slice_tracking(
+    original: Vec<Value>,
+    patch: Vec<Value>,
+    elem: &Node,
+    merge_key: Option<&str>,
+    is_delete_list: bool,
+) -> Result<(Vec<Value>, Option<Vec<Value>>), PatchError> {
     if original.is_empty() && patch.is_empty() {
-        return Ok(original);
+        return Ok((original, None));
     }
     let kind = element_kind(&[&original, &patch])?;
     if kind != ElementKind::Map {
         if is_delete_list {
-            return Ok(delete_from_slice(original, &patch));
+            return Ok((delete_from_slice(original, &patch), None));
         }
         let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
         for v in original.iter().chain(patch.iter()) {
@@ -422,7 +480,8 @@ fn merge_slice(
             }
         }
         let (in_patch, server_only) = partition(merged, &patch, None)?;
-        return normalize_element_order(in_patch, server_only, &patch, &original, None);
+        return normalize_element_order(in_patch, server_only, &patch, &original, None)
+            .map(|merged| (merged, None));
     }
     let Some(key) = merge_key else {
         return Err(PatchError::Failed(
@@ -431,6 +490,7 @@ fn merge_slice(
     };
 
     // mergeSliceWithSpecialElements
+    let mut aliased = AliasedOriginal::new(&original);
     let mut original = original;
     let mut plain = Vec::with_capacity(patch.len());
     let mut replace = false;
@@ -441,6 +501,7 @@ fn merge_slice(
                 Some("delete") => {
                     let value = item.get(key).ok_or_else(|| no_merge_key(&item, key))?;
                     original.retain(|o| !o.get(key).is_some_and(|v| scalar_eq(v, value)));
+                    aliased.delete_matching(key, value);
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
@@ -456,6 +517,7 @@ fn merge_slice(
         }
     }
     let patch = if replace {
+        aliased.live = false;
         original = plain
             .into_iter()
             .map(|item| match item {
@@ -486,15 +548,16 @@ fn merge_slice(
                 };
                 merged[i] = Value::Object(merge_map(current, item_map.clone(), elem)?);
             }
-            None => merged.push(Value::Object(merge_map(
-                Map::new(),
-                item_map.clone(),
-                elem,
-            )?)),
+            None => {
+                let added = Value::Object(merge_map(Map::new(), item_map.clone(), elem)?);
+                aliased.append(&added);
+                merged.push(added);
+            }
         }
     }
     let (in_patch, server_only) = partition(merged, &patch, Some(key))?;
-    normalize_element_order(in_patch, server_only, &patch, &original, Some(key))
+    let merged = normalize_element_order(in_patch, server_only, &patch, &original, Some(key))?;
+    Ok((merged, Some(aliased.slots)))
 }
 
 /// `deleteFromSlice`: `current` without the values in `to_delete`.

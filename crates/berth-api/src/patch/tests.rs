@@ -401,3 +401,124 @@ fn replace_strategy_field_is_replaced_whole() {
     );
     assert_eq!(out["spec"]["minAvailable"], 1);
 }
+
+fn pod_with_containers(names: &[(&str, &str)]) -> Value {
+    let containers: Vec<Value> = names
+        .iter()
+        .map(|(n, image)| json!({"name": n, "image": image}))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": containers}})
+}
+
+fn names(obj: &Value, list: &str) -> Vec<String> {
+    obj["spec"][list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn server_only_item_placement_after_delete_and_add() {
+    // "d" was added by another writer; the apply removes "a" and adds "b" and "c".
+    // kube-apiserver's in-place slice edits put the server-only item first here.
+    let live = pod_with_containers(&[("a", "x"), ("d", "y")]);
+    let patch = json!({"spec": {
+        "$setElementOrder/containers": [{"name": "b"}, {"name": "c"}],
+        "containers": [
+            {"name": "b", "image": "b"},
+            {"name": "c", "image": "c"},
+            {"$patch": "delete", "name": "a"}
+        ]
+    }});
+    let out = strategic_merge_patch(&POD, &live, &patch).expect("applies");
+    assert_eq!(names(&out, "containers"), ["d", "b", "c"]);
+
+    // Without a deletion the server-only item stays after the applied ones.
+    let live = pod_with_containers(&[("a", "x"), ("d", "y")]);
+    let patch = json!({"spec": {
+        "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+        "containers": [{"name": "b", "image": "b"}]
+    }});
+    let out = strategic_merge_patch(&POD, &live, &patch).expect("applies");
+    assert_eq!(names(&out, "containers"), ["a", "b", "d"]);
+}
+
+#[test]
+fn delete_in_one_list_reorder_another() {
+    let mut live = pod_with_containers(&[("a", "a"), ("b", "b")]);
+    live["spec"]["initContainers"] =
+        json!([{"name": "c", "image": "c"}, {"name": "d", "image": "d"}]);
+    let patch = json!({"spec": {
+        "$setElementOrder/containers": [{"name": "b"}],
+        "$setElementOrder/initContainers": [{"name": "d"}, {"name": "c"}],
+        "containers": [{"$patch": "delete", "name": "a"}]
+    }});
+    let out = strategic_merge_patch(&POD, &live, &patch).expect("applies");
+    assert_eq!(names(&out, "containers"), ["b"]);
+    assert_eq!(names(&out, "initContainers"), ["d", "c"]);
+}
+
+#[test]
+fn set_element_order_may_name_absent_items() {
+    let live = pod_with_containers(&[("1", "old"), ("3", "old")]);
+    let patch = json!({"spec": {
+        "$setElementOrder/containers": [{"name": "3"}, {"name": "2"}, {"name": "1"}],
+        "containers": [{"name": "3", "image": "three"}, {"name": "1", "image": "one"}]
+    }});
+    let out = strategic_merge_patch(&POD, &live, &patch).expect("applies");
+    assert_eq!(names(&out, "containers"), ["3", "1"]);
+    assert_eq!(out["spec"]["containers"][0]["image"], "three");
+}
+
+#[test]
+fn set_element_order_must_agree_with_patch_list() {
+    let live = pod_with_containers(&[("1", "x"), ("2", "x")]);
+    let patch = json!({"spec": {
+        "$setElementOrder/containers": [{"name": "1"}, {"name": "2"}],
+        "containers": [{"name": "2", "image": "y"}, {"name": "1", "image": "y"}]
+    }});
+    let err = strategic_merge_patch(&POD, &live, &patch).unwrap_err();
+    assert!(matches!(&err, PatchError::Failed(m) if m.starts_with("The order in patch list")));
+}
+
+#[test]
+fn primitive_order_then_delete() {
+    let live = json!({"metadata": {"name": "p", "finalizers": ["1", "2", "3", "4"]}});
+    let patch = json!({"metadata": {
+        "$setElementOrder/finalizers": ["1", "2"],
+        "$deleteFromPrimitiveList/finalizers": ["3"]
+    }});
+    let out = strategic_merge_patch(&POD, &live, &patch).expect("applies");
+    assert_eq!(out["metadata"]["finalizers"], json!(["1", "2", "4"]));
+}
+
+#[test]
+fn bad_directives_are_rejected() {
+    let live = live_deployment();
+    let cases = [
+        (
+            json!({"metadata": {"$deleteFromPrimitiveListfinalizers": ["a"]}}),
+            400,
+        ),
+        (json!({"spec": {"$setElementOrder": []}}), 400),
+        (json!({"spec": {"strategy": {"$retainKeys": "type"}}}), 400),
+        (json!({"spec": {"selector": {"$patch": "frobnicate"}}}), 500),
+        (
+            json!({"spec": {"template": {"spec": {"containers": [{"$patch": "merge"}]}}}}),
+            500,
+        ),
+        (
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "web"}, "x"]}}}}),
+            500,
+        ),
+    ];
+    for (patch, code) in cases {
+        let err = strategic_merge_patch(&DEPLOYMENT, &live, &patch).unwrap_err();
+        assert_eq!(ApiError::from(err.clone()).code, code, "{patch}: {err}");
+    }
+}
