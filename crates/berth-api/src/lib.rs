@@ -25,6 +25,7 @@ pub mod meta;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 mod registry;
 pub mod schema;
 pub mod selectors;
