@@ -17,10 +17,13 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac,
+    admissionregistration, apps, authentication, authorization, autoscaling, batch, certificates,
+    coordination, core, discovery, events, flowcontrol, networking, node, policy, rbac, scheduling,
     storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
 use k8s_openapi::{ListableResource, Resource};
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -173,42 +176,80 @@ pub fn field_patch_strategy(struct_name: &str, field: &str) -> PatchStrategy {
 /// while decoding the request body.
 pub fn unknown_fields(kind: &ResourceKind, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk_unknown(&root(kind), obj, &mut String::new(), &mut out);
+    if !SCHEMAS.structs.contains_key(kind.schema_name) {
+        // A kind without a schema here: nothing is known to be unknown.
+        return out;
+    }
+    walk_unknown(
+        &root(kind),
+        &mut obj.clone(),
+        false,
+        &mut String::new(),
+        &mut out,
+    );
     out
 }
 
-fn walk_unknown(node: &Node, value: &Value, path: &mut String, out: &mut Vec<String>) {
+/// Removes the unknown fields of an object, as decoding into the typed object does in
+/// kube-apiserver (`fieldValidation=Ignore` or `Warn`), and returns their paths in the form of
+/// [`unknown_fields`]. Kinds without a schema here are left alone.
+pub fn prune_unknown_fields(kind: &ResourceKind, obj: &mut Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if SCHEMAS.structs.contains_key(kind.schema_name) {
+        walk_unknown(&root(kind), obj, true, &mut String::new(), &mut out);
+    }
+    out
+}
+
+/// Walks `value` with `node`, recording the paths of unknown fields in `out` and, if `prune`,
+/// removing them.
+fn walk_unknown(
+    node: &Node,
+    value: &mut Value,
+    prune: bool,
+    path: &mut String,
+    out: &mut Vec<String>,
+) {
+    let push_key = |path: &mut String, key: &str| {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+    };
     match (node, value) {
         (Node::Struct(name), Value::Object(map)) => {
-            for (key, child) in map {
+            let mut unknown = Vec::new();
+            for (key, child) in map.iter_mut() {
                 let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
+                push_key(path, key);
                 match field(name, key) {
-                    Some(child_node) => walk_unknown(&child_node, child, path, out),
-                    None => out.push(path.clone()),
+                    Some(child_node) => walk_unknown(&child_node, child, prune, path, out),
+                    None => {
+                        out.push(path.clone());
+                        unknown.push(key.clone());
+                    }
                 }
                 path.truncate(len);
             }
+            if prune {
+                for key in unknown {
+                    map.shift_remove(&key);
+                }
+            }
         }
         (Node::Map { value: inner, .. }, Value::Object(map)) => {
-            for (key, child) in map {
+            for (key, child) in map.iter_mut() {
                 let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-                walk_unknown(inner, child, path, out);
+                push_key(path, key);
+                walk_unknown(inner, child, prune, path, out);
                 path.truncate(len);
             }
         }
         (Node::List { element, .. }, Value::Array(items)) => {
-            for (i, child) in items.iter().enumerate() {
+            for (i, child) in items.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                walk_unknown(element, child, path, out);
+                walk_unknown(element, child, prune, path, out);
                 path.truncate(len);
             }
         }
@@ -293,11 +334,32 @@ fn build() -> Schemas {
         policy::v1::PodDisruptionBudget,
         storage::v1::StorageClass,
         events::v1::Event,
+        // Not served yet, but kinds kubectl and clients commonly look up.
+        admissionregistration::v1::MutatingWebhookConfiguration,
+        admissionregistration::v1::ValidatingWebhookConfiguration,
+        admissionregistration::v1::ValidatingAdmissionPolicy,
+        admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+        certificates::v1::CertificateSigningRequest,
+        flowcontrol::v1::FlowSchema,
+        flowcontrol::v1::PriorityLevelConfiguration,
+        node::v1::RuntimeClass,
+        scheduling::v1::PriorityClass,
+        storage::v1::CSIDriver,
+        storage::v1::CSINode,
+        storage::v1::VolumeAttachment,
+        apiextensions::CustomResourceDefinition,
+        apiregistration::APIService,
     );
     single!(
         core::v1::Binding,
         autoscaling::v1::Scale,
-        policy::v1::Eviction
+        policy::v1::Eviction,
+        authentication::v1::TokenReview,
+        authentication::v1::SelfSubjectReview,
+        authorization::v1::SelfSubjectAccessReview,
+        authorization::v1::SelfSubjectRulesReview,
+        authorization::v1::SubjectAccessReview,
+        authorization::v1::LocalSubjectAccessReview,
     );
     generator.subschema_for::<meta::Status>();
     generator.subschema_for::<meta::DeleteOptions>();

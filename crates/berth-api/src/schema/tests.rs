@@ -235,3 +235,29 @@ fn definitions_carry_gvk_and_serialize() {
         assert!(!text.contains(bad), "{bad} in definitions");
     }
 }
+
+#[test]
+fn prune_removes_what_unknown_fields_reports() {
+    let mut obj = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "$setElementOrder/finalizers": []},
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "bogus": true}]}}}
+    });
+    let reported = unknown_fields(&deployment_kind(), &obj);
+    let pruned = prune_unknown_fields(&deployment_kind(), &mut obj);
+    assert_eq!(reported, pruned);
+    assert_eq!(
+        pruned,
+        vec![
+            "metadata.$setElementOrder/finalizers".to_string(),
+            "spec.template.spec.containers[0].bogus".to_string()
+        ]
+    );
+    assert_eq!(obj["metadata"], serde_json::json!({"name": "web"}));
+    assert_eq!(
+        obj["spec"]["template"]["spec"]["containers"][0],
+        serde_json::json!({"name": "a"})
+    );
+    assert!(unknown_fields(&deployment_kind(), &obj).is_empty());
+}
