@@ -230,6 +230,8 @@ fn clean(
 ) -> Result<Value, PatchError> {
     match value {
         Value::Object(m) => Ok(Value::Object(merge_map(Map::new(), m, node)?)),
+        // Arbitrary JSON keeps lists as they are, as JSON merge patch does.
+        Value::Array(items) if *node == Node::Untyped => Ok(Value::Array(items)),
         Value::Array(items) => {
             let elem = element(node);
             if field_strategy.merge {

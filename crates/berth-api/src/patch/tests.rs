@@ -522,3 +522,36 @@ fn bad_directives_are_rejected() {
         assert_eq!(ApiError::from(err.clone()).code, code, "{patch}: {err}");
     }
 }
+
+fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0i64..5).prop_map(|n| json!(n)),
+        "[a-c]{1,2}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-d]", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// Without a schema and without directives, a strategic merge patch is a JSON merge patch.
+    #[test]
+    fn untyped_strategic_merge_is_json_merge(
+        original in proptest::collection::btree_map("[a-d]", arb_json(), 0..4),
+        patch in proptest::collection::btree_map("[a-d]", arb_json(), 0..4),
+    ) {
+        let unknown = ResourceKind { schema_name: "io.example.v1.Unknown", ..POD };
+        let original = Value::Object(original.into_iter().collect());
+        let patch = Value::Object(patch.into_iter().collect());
+        let smp = strategic_merge_patch(&unknown, &original, &patch);
+        let merge = merge_patch(&original, &patch);
+        proptest::prop_assert_eq!(smp, merge);
+    }
+}
