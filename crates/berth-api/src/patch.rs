@@ -146,7 +146,7 @@ fn merge_map(
     if let Some(directive) = patch.get(DIRECTIVE) {
         return match directive.as_str() {
             Some("replace") => {
-                patch.remove(DIRECTIVE);
+                patch.shift_remove(DIRECTIVE);
                 merge_map(Map::new(), patch, node)
             }
             Some("delete") => Ok(Map::new()),
@@ -179,18 +179,20 @@ fn merge_map(
             (key, false)
         };
         if patch_value.is_null() {
-            original.remove(&field);
+            original.shift_remove(&field);
             continue;
         }
         let field_node = child(node, &field);
         let field_strategy = strategy(node, &field);
-        let Some(current) = original.remove(&field) else {
+        // Taken out and put back in place, so that fields keep their order.
+        let Some(slot) = original.get_mut(&field) else {
             if !is_delete_list {
                 let cleaned = clean(patch_value, &field_node, &field_strategy)?;
                 original.insert(field, cleaned);
             }
             continue;
         };
+        let current = std::mem::take(slot);
         let merged = match (current, patch_value) {
             (Value::Object(cur), Value::Object(p)) => {
                 if field_strategy.replace {
@@ -216,7 +218,9 @@ fn merge_map(
             }
             (_, p) => clean(p, &field_node, &field_strategy)?,
         };
-        original.insert(field, merged);
+        if let Some(slot) = original.get_mut(&field) {
+            *slot = merged;
+        }
     }
     Ok(original)
 }

@@ -555,3 +555,39 @@ proptest::proptest! {
         proptest::prop_assert_eq!(smp, merge);
     }
 }
+
+#[test]
+fn fields_keep_their_order() {
+    let patch = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+        {"name": "web", "image": "nginx:1.27", "env": null}
+    ]}}}});
+    let out = smp(&live_deployment(), patch);
+    let keys: Vec<&String> = out["spec"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["replicas", "selector", "strategy", "template"]);
+    let c: Vec<&String> = containers(&out)[0]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        c,
+        [
+            "name",
+            "image",
+            "imagePullPolicy",
+            "ports",
+            "terminationMessagePath"
+        ]
+    );
+    let replaced = smp(
+        &live_deployment(),
+        json!({"spec": {"selector": {"$patch": "replace", "matchLabels": {"b": "1"}, "matchExpressions": []}}}),
+    );
+    let keys: Vec<&String> = replaced["spec"]["selector"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["matchLabels", "matchExpressions"]);
+}
