@@ -1,7 +1,7 @@
 //! The list, map and merge semantics of the Kubernetes 1.33 built-in types, as the `+listType`,
 //! `+listMapKey`, `+patchStrategy`, `+patchMergeKey`, `+mapType` and `+structType` markers (and
 //! the `patchStrategy` / `patchMergeKey` struct tags) of `k8s.io/api` v0.33.0 `*/*/types.go` and
-//! apimachinery's `meta/v1/types.go` declare them.
+//! apimachinery's `meta/v1/types.go` declare them (plus the conditions of CRDs and APIServices).
 //!
 //! k8s-openapi does not carry these markers, so they are restated here and applied to the
 //! generated schemas by the parent module. The `k8s.io/api` part was extracted mechanically from
@@ -35,6 +35,8 @@ pub(super) const FIELDS: &[FieldRule] = &[
     ("meta.v1.ObjectMeta", "managedFields", "", "", "atomic", NONE),
     ("meta.v1.LabelSelector", "matchExpressions", "", "", "atomic", NONE),
     ("meta.v1.LabelSelectorRequirement", "values", "", "", "atomic", NONE),
+    ("apiextensions.v1.CustomResourceDefinitionStatus", "conditions", "", "", "map", TYPE),
+    ("apiregistration.v1.APIServiceStatus", "conditions", "merge", "type", "", NONE),
     ("core.v1.PersistentVolumeSpec", "accessModes", "", "", "atomic", NONE),
     ("core.v1.PersistentVolumeSpec", "mountOptions", "", "", "atomic", NONE),
     ("core.v1.PersistentVolumeClaimSpec", "accessModes", "", "", "atomic", NONE),
@@ -304,8 +306,13 @@ pub(super) const ATOMIC_MAPS: &[(&str, &str)] = &[
 
 /// The full definition name of an abbreviated one.
 pub(super) fn full_name(short: &str) -> String {
-    match short.strip_prefix("meta.") {
-        Some(rest) => format!("io.k8s.apimachinery.pkg.apis.meta.{rest}"),
-        None => format!("io.k8s.api.{short}"),
+    if let Some(rest) = short.strip_prefix("meta.") {
+        format!("io.k8s.apimachinery.pkg.apis.meta.{rest}")
+    } else if let Some(rest) = short.strip_prefix("apiextensions.") {
+        format!("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{rest}")
+    } else if let Some(rest) = short.strip_prefix("apiregistration.") {
+        format!("io.k8s.kube-aggregator.pkg.apis.apiregistration.{rest}")
+    } else {
+        format!("io.k8s.api.{short}")
     }
 }
