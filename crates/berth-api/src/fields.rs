@@ -276,6 +276,7 @@ impl FieldSelector {
 
     /// Checks every field label is supported by `kind`: `400 BadRequest` with
     /// `field label not supported: <label>` otherwise, as Kubernetes answers.
+    #[allow(clippy::result_large_err)] // ApiError is the crate's error type for callers.
     pub fn validate(&self, kind: &ResourceKind) -> Result<(), ApiError> {
         let fields = supported(kind);
         for r in &self.requirements {
@@ -291,6 +292,7 @@ impl FieldSelector {
 
     /// Validates for `kind` and rewrites legacy aliases (`spec.host` on pods is
     /// `spec.nodeName`), giving the selector to match with.
+    #[allow(clippy::result_large_err)] // ApiError is the crate's error type for callers.
     pub fn for_kind(mut self, kind: &ResourceKind) -> Result<Self, ApiError> {
         self.validate(kind)?;
         for r in &mut self.requirements {
