@@ -401,7 +401,12 @@ pub fn validate(kind: &ResourceKind, obj: &Value, old: Option<&Value>) -> Vec<St
         ("", "PodTemplate") => template(obj.get("template"), "template", None, &mut errs),
         ("", "ReplicationController") => {
             non_negative(spec, "replicas", "spec", &mut errs);
-            template(spec.get("template"), "spec.template", None, &mut errs);
+            template(
+                spec.get("template"),
+                "spec.template",
+                Some(&["Always"]),
+                &mut errs,
+            );
         }
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             workload(kind.kind, spec, &mut errs)
@@ -1496,11 +1501,11 @@ fn secret(obj: &Value, errs: &mut Vec<StatusCause>) {
         }
         "kubernetes.io/dockercfg" => need(".dockercfg", errs),
         "kubernetes.io/dockerconfigjson" => need(".dockerconfigjson", errs),
-        "kubernetes.io/basic-auth" => {
-            if !keys.contains(&"username") && !keys.contains(&"password") {
-                errs.push(StatusCause::required("data[username]"));
-                errs.push(StatusCause::required("data[password]"));
-            }
+        "kubernetes.io/basic-auth"
+            if !keys.contains(&"username") && !keys.contains(&"password") =>
+        {
+            errs.push(StatusCause::required("data[username]"));
+            errs.push(StatusCause::required("data[password]"));
         }
         "kubernetes.io/ssh-auth" => need("ssh-privatekey", errs),
         "kubernetes.io/tls" => {
@@ -1879,14 +1884,14 @@ fn update(kind: &ResourceKind, obj: &Value, old: &Value, errs: &mut Vec<StatusCa
                 ));
             }
         }
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            if obj.get("roleRef") != old.get("roleRef") {
-                errs.push(StatusCause::invalid(
-                    "roleRef",
-                    obj.get("roleRef").unwrap_or(&Value::Null),
-                    "cannot change roleRef",
-                ));
-            }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if obj.get("roleRef") != old.get("roleRef") =>
+        {
+            errs.push(StatusCause::invalid(
+                "roleRef",
+                obj.get("roleRef").unwrap_or(&Value::Null),
+                "cannot change roleRef",
+            ));
         }
         _ => {}
     }
