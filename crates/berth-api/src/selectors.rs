@@ -9,15 +9,39 @@ use serde_json::Value;
 
 use crate::validation;
 
-/// Why a selector could not be parsed.
+/// Why a selector could not be parsed. The messages are Kubernetes' own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
-    /// The query-string syntax is malformed; the message is Kubernetes' parser message.
+    /// The query-string syntax is malformed between requirements.
     #[error("{0}")]
     Syntax(String),
-    /// A key or value is not a valid label key or value, or a requirement is inconsistent.
+    /// One requirement of the query string is malformed or has an invalid key or value.
     #[error("unable to parse requirement: {0}")]
     Requirement(String),
+    /// A requirement built from a `metav1.LabelSelector` is invalid (field errors such as
+    /// `key: Invalid value: ...`), or its operator is unknown.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Joins field errors as Kubernetes' aggregate does: one error alone, several in brackets.
+fn aggregate(errs: &[String]) -> String {
+    if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("[{}]", errs.join(", "))
+    }
+}
+
+fn go_list(values: &[String]) -> String {
+    format!(
+        "[]string{{{}}}",
+        values
+            .iter()
+            .map(|v| format!("{v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// A requirement operator.
@@ -48,51 +72,60 @@ pub struct Requirement {
     pub values: Vec<String>,
 }
 
-impl Requirement {
-    /// Builds a requirement, checking the key, the values and their number as Kubernetes'
-    /// `NewRequirement` does.
-    pub fn new(key: &str, operator: Operator, values: Vec<String>) -> Result<Self, SelectorError> {
-        let errs = validation::label_key(key);
-        if let Some(e) = errs.first() {
-            return Err(SelectorError::Requirement(format!(
-                "key: Invalid value: \"{key}\": {e}"
-            )));
-        }
-        match operator {
-            Operator::In | Operator::NotIn if values.is_empty() => {
-                return Err(SelectorError::Requirement(
-                    "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty"
-                        .to_string(),
+fn requirement_errors(key: &str, operator: Operator, values: &[String]) -> Vec<String> {
+    let mut errs = Vec::new();
+    let key_errs = validation::label_key(key);
+    if !key_errs.is_empty() {
+        errs.push(format!(
+            "key: Invalid value: \"{key}\": {}",
+            key_errs.join("; ")
+        ));
+    }
+    match operator {
+        Operator::In | Operator::NotIn if values.is_empty() => errs.push(format!(
+            "values: Invalid value: {}: for 'in', 'notin' operators, values set can't be empty",
+            go_list(values)
+        )),
+        Operator::Exists | Operator::DoesNotExist if !values.is_empty() => errs.push(format!(
+            "values: Invalid value: {}: values set must be empty for exists and does not exist",
+            go_list(values)
+        )),
+        Operator::GreaterThan | Operator::LessThan => {
+            if values.len() != 1 {
+                errs.push(format!(
+                    "values: Invalid value: {}: for 'Gt', 'Lt' operators, exactly one value is required",
+                    go_list(values)
                 ));
             }
-            Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
-                return Err(SelectorError::Requirement(format!(
-                    "values: Invalid value: {values:?}: values set must be empty for exists and does not exist"
-                )));
-            }
-            Operator::GreaterThan | Operator::LessThan => {
-                if values.len() != 1 {
-                    return Err(SelectorError::Requirement(format!(
-                        "values: Invalid value: {values:?}: for 'Gt', 'Lt' operators, exactly one value is required"
-                    )));
-                }
-                if values[0].parse::<i64>().is_err() {
-                    return Err(SelectorError::Requirement(format!(
-                        "values[0]: Invalid value: \"{}\": for 'Gt', 'Lt' operators, the value must be an integer",
-                        values[0]
-                    )));
-                }
-            }
-            _ => {}
-        }
-        if !matches!(operator, Operator::GreaterThan | Operator::LessThan) {
             for (i, v) in values.iter().enumerate() {
-                if let Some(e) = validation::label_value(v).first() {
-                    return Err(SelectorError::Requirement(format!(
-                        "values[{i}][{key}]: Invalid value: \"{v}\": {e}"
-                    )));
+                if v.parse::<i64>().is_err() {
+                    errs.push(format!(
+                        "values[{i}]: Invalid value: \"{v}\": for 'Gt', 'Lt' operators, the value must be an integer"
+                    ));
                 }
             }
+        }
+        _ => {}
+    }
+    for (i, v) in values.iter().enumerate() {
+        let value_errs = validation::label_value(v);
+        if !value_errs.is_empty() {
+            errs.push(format!(
+                "values[{i}][{key}]: Invalid value: \"{v}\": {}",
+                value_errs.join("; ")
+            ));
+        }
+    }
+    errs
+}
+
+impl Requirement {
+    /// Builds a requirement, checking the key, the values and their number as Kubernetes'
+    /// `NewRequirement` does; the error carries its field errors (`key: ...`, `values[0]...`).
+    pub fn new(key: &str, operator: Operator, values: Vec<String>) -> Result<Self, SelectorError> {
+        let errs = requirement_errors(key, operator, &values);
+        if !errs.is_empty() {
+            return Err(SelectorError::Invalid(aggregate(&errs)));
         }
         Ok(Self {
             key: key.to_string(),
@@ -217,8 +250,8 @@ pub fn from_json(v: &Value) -> Result<LabelSelector, SelectorError> {
         if v.is_null() {
             return Ok(LabelSelector::nothing());
         }
-        return Err(SelectorError::Requirement(
-            "selector: Invalid value: a label selector must be an object".to_string(),
+        return Err(SelectorError::Invalid(
+            "a label selector must be an object".to_string(),
         ));
     };
     let mut requirements = Vec::new();
@@ -251,7 +284,7 @@ pub fn from_json(v: &Value) -> Result<LabelSelector, SelectorError> {
                 "Exists" => Operator::Exists,
                 "DoesNotExist" => Operator::DoesNotExist,
                 other => {
-                    return Err(SelectorError::Requirement(format!(
+                    return Err(SelectorError::Invalid(format!(
                         "\"{other}\" is not a valid label selector operator"
                     )));
                 }
@@ -303,6 +336,10 @@ impl Token {
     }
 }
 
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
 fn is_special(c: char) -> bool {
     matches!(c, '!' | '=' | '(' | ')' | ',' | '>' | '<')
 }
@@ -315,7 +352,7 @@ fn lex(s: &str) -> Vec<Token> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c.is_whitespace() {
+        if is_space(c) {
             i += 1;
             continue;
         }
@@ -337,7 +374,7 @@ fn lex(s: &str) -> Vec<Token> {
             continue;
         }
         let start = i;
-        while i < chars.len() && !chars[i].is_whitespace() && !is_special(chars[i]) {
+        while i < chars.len() && !is_space(chars[i]) && !is_special(chars[i]) {
             i += 1;
         }
         out.push(Token::Identifier(chars[start..i].iter().collect()));
@@ -395,7 +432,7 @@ pub fn parse(s: &str) -> Result<LabelSelector, SelectorError> {
                 )));
             }
         }
-        requirements.push(parse_requirement(&mut p)?);
+        requirements.push(parse_requirement(&mut p).map_err(SelectorError::Requirement)?);
         match p.next() {
             Token::End => break,
             Token::Comma => match p.peek() {
@@ -422,7 +459,7 @@ pub fn parse(s: &str) -> Result<LabelSelector, SelectorError> {
     })
 }
 
-fn parse_requirement(p: &mut Parser) -> Result<Requirement, SelectorError> {
+fn parse_requirement(p: &mut Parser) -> Result<Requirement, String> {
     let mut negated = false;
     let mut tok = p.next();
     if tok == Token::DoesNotExist {
@@ -430,26 +467,24 @@ fn parse_requirement(p: &mut Parser) -> Result<Requirement, SelectorError> {
         tok = p.next();
     }
     let Token::Identifier(key) = tok else {
-        return Err(syntax(format!(
-            "found '{}', expected: identifier",
-            tok.literal()
-        )));
+        return Err(format!("found '{}', expected: identifier", tok.literal()));
     };
-    if matches!(p.peek(), Token::End | Token::Comma) {
+    let key_errs = validation::label_key(&key);
+    if !key_errs.is_empty() {
+        return Err(format!(
+            ": Invalid value: \"{key}\": {}",
+            key_errs.join("; ")
+        ));
+    }
+    // `!key` is complete by itself: what follows must be a comma or the end, which the caller
+    // checks.
+    if negated || matches!(p.peek(), Token::End | Token::Comma) {
         let op = if negated {
             Operator::DoesNotExist
         } else {
             Operator::Exists
         };
-        return Requirement::new(&key, op, Vec::new());
-    }
-    if negated {
-        // `!key` must be followed by the end or a comma.
-        let t = p.peek();
-        return Err(syntax(format!(
-            "found '{}', expected: ',' or 'end of string'",
-            t.literal()
-        )));
+        return build(&key, op, Vec::new());
     }
     let op_tok = p.peek_operator();
     p.next();
@@ -461,33 +496,42 @@ fn parse_requirement(p: &mut Parser) -> Result<Requirement, SelectorError> {
         Token::In => (Operator::In, parse_set(p)?),
         Token::NotIn => (Operator::NotIn, parse_set(p)?),
         t => {
-            return Err(syntax(format!(
+            return Err(format!(
                 "found '{}', expected: in, notin, =, ==, !=, gt, lt",
                 t.literal()
-            )));
+            ));
         }
     };
-    Requirement::new(&key, operator, values)
+    build(&key, operator, values)
 }
 
-fn parse_exact_value(p: &mut Parser) -> Result<String, SelectorError> {
+fn build(key: &str, operator: Operator, values: Vec<String>) -> Result<Requirement, String> {
+    let errs = requirement_errors(key, operator, &values);
+    if !errs.is_empty() {
+        return Err(aggregate(&errs));
+    }
+    Ok(Requirement {
+        key: key.to_string(),
+        operator,
+        values,
+    })
+}
+
+fn parse_exact_value(p: &mut Parser) -> Result<String, String> {
     match p.peek().clone() {
         Token::End | Token::Comma => Ok(String::new()),
         Token::Identifier(v) => {
             p.next();
             Ok(v)
         }
-        t => Err(syntax(format!(
-            "found '{}', expected: identifier",
-            t.literal()
-        ))),
+        t => Err(format!("found '{}', expected: identifier", t.literal())),
     }
 }
 
-fn parse_set(p: &mut Parser) -> Result<Vec<String>, SelectorError> {
+fn parse_set(p: &mut Parser) -> Result<Vec<String>, String> {
     let t = p.next();
     if t != Token::OpenPar {
-        return Err(syntax(format!("found '{}', expected: '('", t.literal())));
+        return Err(format!("found '{}' expected: '('", t.literal()));
     }
     let mut values = Vec::new();
     // Kubernetes allows empty members: `in (a,,b)` and `in ()` carry the empty string.
@@ -498,10 +542,10 @@ fn parse_set(p: &mut Parser) -> Result<Vec<String>, SelectorError> {
         }
         Token::Identifier(_) | Token::Comma => {}
         t => {
-            return Err(syntax(format!(
+            return Err(format!(
                 "found '{}', expected: ',', ')' or identifier",
                 t.literal()
-            )));
+            ));
         }
     }
     let mut last_was_comma = true;
@@ -523,11 +567,14 @@ fn parse_set(p: &mut Parser) -> Result<Vec<String>, SelectorError> {
                 }
                 break;
             }
-            t => {
-                return Err(syntax(format!(
-                    "found '{}', expected: ',' or ')'",
+            t if last_was_comma => {
+                return Err(format!(
+                    "found '{}', expected: ',', or identifier",
                     t.literal()
-                )));
+                ));
+            }
+            t => {
+                return Err(format!("found '{}', expected: ',' or ')'", t.literal()));
             }
         }
     }
@@ -580,37 +627,47 @@ mod tests {
 
     #[test]
     fn error_messages_match_kubernetes() {
+        let err = |s: &str| parse(s).unwrap_err().to_string();
         assert_eq!(
-            parse("x in a").unwrap_err().to_string(),
-            "found 'a', expected: '('"
+            err("x in a"),
+            "unable to parse requirement: found 'a' expected: '('"
+        );
+        assert_eq!(err("x=a,"), "found '', expected: identifier after ','");
+        assert_eq!(
+            err("x foo"),
+            "unable to parse requirement: found 'foo', expected: in, notin, =, ==, !=, gt, lt"
+        );
+        assert_eq!(err("x=a b"), "found 'b', expected: ',' or 'end of string'");
+        assert_eq!(err("!x=a"), "found '=', expected: ',' or 'end of string'");
+        assert_eq!(
+            err(",x"),
+            "found ',', expected: !, identifier, or 'end of string'"
         );
         assert_eq!(
-            parse("x=a,").unwrap_err().to_string(),
-            "found '', expected: identifier after ','"
+            err("x in (a b)"),
+            "unable to parse requirement: found 'b', expected: ',' or ')'"
         );
         assert_eq!(
-            parse("x foo").unwrap_err().to_string(),
-            "found 'foo', expected: in, notin, =, ==, !=, gt, lt"
+            err("x in (a,=)"),
+            "unable to parse requirement: found '=', expected: ',', or identifier"
         );
         assert_eq!(
-            parse("x=a b").unwrap_err().to_string(),
-            "found 'b', expected: ',' or 'end of string'"
+            err("x=a_"),
+            format!(
+                "unable to parse requirement: values[0][x]: Invalid value: \"a_\": {}",
+                validation::label_value("a_")[0]
+            )
         );
-        assert!(
-            parse("a=b c")
-                .unwrap_err()
-                .to_string()
-                .contains("expected: ',' or 'end of string'")
+        assert_eq!(
+            err("-x=a"),
+            format!(
+                "unable to parse requirement: : Invalid value: \"-x\": {}",
+                validation::label_key("-x").join("; ")
+            )
         );
-        let e = parse("x=a_").unwrap_err().to_string();
-        assert!(
-            e.starts_with("unable to parse requirement: values[0][x]"),
-            "{e}"
-        );
-        let e = parse("-x=a").unwrap_err().to_string();
-        assert!(
-            e.starts_with("unable to parse requirement: key: Invalid value: \"-x\""),
-            "{e}"
+        assert_eq!(
+            err("x>a"),
+            "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer"
         );
     }
 
@@ -654,7 +711,18 @@ mod tests {
         assert!(empty.is_empty() && empty.matches(&[]));
         let none = from_json(&Value::Null).unwrap();
         assert!(!none.is_empty() && !none.matches(&[]));
-        assert!(from_json(&json!({"matchExpressions": [{"key": "a", "operator": "In"}]})).is_err());
+        assert_eq!(
+            from_json(&json!({"matchExpressions": [{"key": "a", "operator": "In"}]}))
+                .unwrap_err()
+                .to_string(),
+            "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"
+        );
+        assert!(
+            from_json(&json!({"matchLabels": {"a b": "c_"}}))
+                .unwrap_err()
+                .to_string()
+                .starts_with("[key: Invalid value: \"a b\": name part must consist")
+        );
         assert!(
             from_json(
                 &json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]})
@@ -665,7 +733,7 @@ mod tests {
             from_json(&json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}))
                 .unwrap_err()
                 .to_string(),
-            "unable to parse requirement: \"Bogus\" is not a valid label selector operator"
+            "\"Bogus\" is not a valid label selector operator"
         );
     }
 
