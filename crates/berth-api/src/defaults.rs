@@ -73,6 +73,13 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             }
         }
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(obj, kind.version),
+        ("", "LimitRange") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                for item in array_items(spec, "limits") {
+                    limit_range_item(item);
+                }
+            }
+        }
         ("networking.k8s.io", "NetworkPolicy") => network_policy(obj),
         ("networking.k8s.io", "Ingress") => {}
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
@@ -115,13 +122,23 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
     }
 }
 
-/// Inserts `value` at `key` if the key is absent or null.
+/// Inserts `value` at `key` if the key is absent or null, or, for string defaults, empty (Go's
+/// zero value, which Kubernetes' defaulters treat as unset).
 fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
-    match m.get(key) {
-        None | Some(Value::Null) => {
-            m.insert(key.to_string(), value);
-        }
-        _ => {}
+    let unset = match m.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty() && value.is_string(),
+        _ => false,
+    };
+    if unset {
+        m.insert(key.to_string(), value);
+    }
+}
+
+/// Inserts `value` at `key` if the key is absent, null or zero (non-pointer Go integers).
+fn default_nonzero(m: &mut Map<String, Value>, key: &str, value: Value) {
+    if is_unset(m.get(key)) {
+        m.insert(key.to_string(), value);
     }
 }
 
@@ -174,6 +191,25 @@ fn pod(obj: &mut Value) {
         pod_spec(spec);
         let m = spec;
         default(m, "enableServiceLinks", json!(true));
+        if m.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
+            for list in ["containers", "initContainers"] {
+                for c in m
+                    .get_mut(list)
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    for p in array_items(c, "ports") {
+                        if let Some(pm) = p.as_object_mut()
+                            && is_unset(pm.get("hostPort"))
+                            && let Some(cp) = pm.get("containerPort").cloned()
+                        {
+                            pm.insert("hostPort".to_string(), cp);
+                        }
+                    }
+                }
+            }
+        }
         // Set on every pod by the default admission plugins (ServiceAccount, Priority,
         // DefaultTolerationSeconds).
         default(m, "serviceAccountName", json!("default"));
@@ -332,10 +368,6 @@ fn template_at(obj: &mut Value, path: &[&str]) {
 }
 
 fn pod_spec(m: &mut Map<String, Value>) {
-    let host_network = m
-        .get("hostNetwork")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
     default(m, "dnsPolicy", json!("ClusterFirst"));
     default(m, "restartPolicy", json!("Always"));
     default(m, "terminationGracePeriodSeconds", json!(30));
@@ -344,7 +376,7 @@ fn pod_spec(m: &mut Map<String, Value>) {
     for list in ["containers", "initContainers", "ephemeralContainers"] {
         if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
-                container(c, host_network);
+                container(c);
             }
         }
     }
@@ -368,7 +400,7 @@ fn image_tag(image: &str) -> Option<&str> {
     }
 }
 
-fn container(c: &mut Value, host_network: bool) {
+fn container(c: &mut Value) {
     let image = c
         .get("image")
         .and_then(Value::as_str)
@@ -388,15 +420,8 @@ fn container(c: &mut Value, host_network: bool) {
     default(m, "resources", json!({}));
     if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {
-            let Some(pm) = p.as_object_mut() else {
-                continue;
-            };
-            default(pm, "protocol", json!("TCP"));
-            if host_network
-                && is_unset(pm.get("hostPort"))
-                && let Some(cp) = pm.get("containerPort").cloned()
-            {
-                pm.insert("hostPort".to_string(), cp);
+            if let Some(pm) = p.as_object_mut() {
+                default(pm, "protocol", json!("TCP"));
             }
         }
     }
@@ -412,10 +437,10 @@ fn container(c: &mut Value, host_network: bool) {
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = m.get_mut(probe).and_then(Value::as_object_mut) {
-            default(p, "timeoutSeconds", json!(1));
-            default(p, "periodSeconds", json!(10));
-            default(p, "successThreshold", json!(1));
-            default(p, "failureThreshold", json!(3));
+            default_nonzero(p, "timeoutSeconds", json!(1));
+            default_nonzero(p, "periodSeconds", json!(10));
+            default_nonzero(p, "successThreshold", json!(1));
+            default_nonzero(p, "failureThreshold", json!(3));
             handler(p);
         }
     }
@@ -541,6 +566,38 @@ fn downward_items(items: &mut [Value]) {
     }
 }
 
+/// Container limit defaults: the default limit falls back to the max, the default request to
+/// the default limit and then to the min.
+fn limit_range_item(item: &mut Value) {
+    let Some(m) = item.as_object_mut() else {
+        return;
+    };
+    if m.get("type").and_then(Value::as_str) != Some("Container") {
+        return;
+    }
+    let get = |m: &Map<String, Value>, k: &str| {
+        m.get(k)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (max, min) = (get(m, "max"), get(m, "min"));
+    let mut def = get(m, "default");
+    for (k, v) in max {
+        def.entry(k).or_insert(v);
+    }
+    let mut req = get(m, "defaultRequest");
+    for (k, v) in def.iter().chain(min.iter()) {
+        req.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if !def.is_empty() {
+        m.insert("default".to_string(), Value::Object(def));
+    }
+    if !req.is_empty() {
+        m.insert("defaultRequest".to_string(), Value::Object(req));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workloads
 
@@ -572,12 +629,18 @@ fn stateful_set(obj: &mut Value) {
         default(m, "podManagementPolicy", json!("OrderedReady"));
         default(m, "updateStrategy", json!({}));
         if let Some(s) = m.get_mut("updateStrategy").and_then(Value::as_object_mut) {
-            default(s, "type", json!("RollingUpdate"));
-            if s.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            // Only a defaulted type brings a default rollingUpdate; a given one keeps its own.
+            if s.get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                s.insert("type".to_string(), json!("RollingUpdate"));
                 default(s, "rollingUpdate", json!({}));
-                if let Some(ru) = s.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
-                    default(ru, "partition", json!(0));
-                }
+            }
+            if s.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                && let Some(ru) = s.get_mut("rollingUpdate").and_then(Value::as_object_mut)
+            {
+                default(ru, "partition", json!(0));
             }
         }
         default(m, "revisionHistoryLimit", json!(10));
@@ -636,8 +699,10 @@ fn job(obj: &mut Value) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    copy_template_labels(obj);
     if let Some(spec) = existing(obj, &["spec"]) {
         let m = spec;
+        default(m, "manualSelector", json!(false));
         if is_null(m.get("completions")) && is_null(m.get("parallelism")) {
             m.insert("completions".to_string(), json!(1));
         }
@@ -694,8 +759,15 @@ fn job(obj: &mut Value) {
             }
         }
     }
-    // A job without labels takes its template's.
+    // Kubernetes copies the template's labels to a job without labels when it decodes the
+    // request (before the selector is generated) and again when it reads the stored job back.
+    copy_template_labels(obj);
+    template_at(obj, &["spec", "template"]);
+}
+
+fn copy_template_labels(obj: &mut Value) {
     if let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned()
+        && labels.is_object()
         && let Some(meta) = child(obj, "metadata")
         && meta
             .get("labels")
@@ -704,7 +776,6 @@ fn job(obj: &mut Value) {
     {
         meta.insert("labels".to_string(), labels);
     }
-    template_at(obj, &["spec", "template"]);
 }
 
 fn is_null(v: Option<&Value>) -> bool {
@@ -726,10 +797,30 @@ fn cron_job(obj: &mut Value) {
 // Services, namespaces, autoscaling, network policies
 
 fn service(obj: &mut Value) {
-    let Some(spec) = existing(obj, &["spec"]) else {
+    let Some(ty) = existing(obj, &["spec"]).map(service_spec) else {
         return;
     };
-    let m = spec;
+    if ty == "LoadBalancer" {
+        for ing in obj
+            .pointer_mut("/status/loadBalancer/ingress")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(im) = ing.as_object_mut()
+                && im
+                    .get("ip")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ip| !ip.is_empty())
+            {
+                default(im, "ipMode", json!("VIP"));
+            }
+        }
+    }
+}
+
+/// Service spec defaults; returns the (defaulted) type.
+fn service_spec(m: &mut Map<String, Value>) -> String {
     default(m, "type", json!("ClusterIP"));
     default(m, "sessionAffinity", json!("None"));
     let ty = m
@@ -750,12 +841,21 @@ fn service(obj: &mut Value) {
             }
         }
     }
-    if m.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
-        default(
-            m,
-            "sessionAffinityConfig",
-            json!({"clientIP": {"timeoutSeconds": 10800}}),
-        );
+    match m.get("sessionAffinity").and_then(Value::as_str) {
+        Some("None") => {
+            m.remove("sessionAffinityConfig");
+        }
+        Some("ClientIP")
+            if m.get("sessionAffinityConfig")
+                .and_then(|c| c.pointer("/clientIP/timeoutSeconds"))
+                .is_none_or(Value::is_null) =>
+        {
+            m.insert(
+                "sessionAffinityConfig".to_string(),
+                json!({"clientIP": {"timeoutSeconds": 10800}}),
+            );
+        }
+        _ => {}
     }
     if (ty == "NodePort" || ty == "LoadBalancer")
         && m.get("externalTrafficPolicy")
@@ -787,6 +887,7 @@ fn service(obj: &mut Value) {
             m.insert("ipFamilies".to_string(), json!(["IPv4"]));
         }
     }
+    ty
 }
 
 fn namespace(obj: &mut Value) {

@@ -379,3 +379,130 @@ fn bad_shapes_do_not_panic() {
         assert_eq!(v, json!("scalar"));
     }
 }
+
+#[test]
+fn kubernetes_zero_values_and_scoping() {
+    // Empty strings and zero probe numbers are Go zero values: defaulted.
+    let p = defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({"spec": {"restartPolicy": "", "containers": [{"name": "c", "image": "x:1",
+            "imagePullPolicy": "", "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 0}}]}}),
+    );
+    assert_eq!(p["spec"]["restartPolicy"], "Always");
+    assert_eq!(
+        p["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(
+        p["spec"]["containers"][0]["readinessProbe"]["periodSeconds"],
+        10
+    );
+    // Host ports and requests-from-limits are pod-only, not template defaults.
+    let d = defaulted(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({"spec": {"template": {"spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x",
+            "ports": [{"containerPort": 80}], "resources": {"limits": {"cpu": "1"}}}]}}}}),
+    );
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert!(c["ports"][0].get("hostPort").is_none());
+    assert!(c["resources"].get("requests").is_none());
+    assert!(
+        d["spec"]["template"]["spec"]
+            .get("enableServiceLinks")
+            .is_none()
+    );
+    assert!(d["spec"]["template"]["spec"].get("priority").is_none());
+}
+
+#[test]
+fn job_labels_and_manual_selector() {
+    let j = defaulted(
+        "batch",
+        "v1",
+        "Job",
+        json!({"metadata": {"name": "pi", "uid": "u-1"},
+               "spec": {"template": {"metadata": {"labels": {"app": "pi"}},
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl"}]}}}}),
+    );
+    assert_eq!(j["metadata"]["labels"], json!({"app": "pi"}));
+    assert_eq!(j["spec"]["manualSelector"], false);
+    assert_eq!(
+        j["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/controller-uid"],
+        "u-1"
+    );
+    let j = defaulted(
+        "batch",
+        "v1",
+        "Job",
+        json!({"metadata": {"name": "m", "uid": "u-2"},
+               "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}},
+                        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}}),
+    );
+    assert_eq!(j["spec"]["selector"], json!({"matchLabels": {"a": "b"}}));
+    assert_eq!(
+        j["spec"]["template"]["metadata"]["labels"],
+        json!({"a": "b"})
+    );
+}
+
+#[test]
+fn service_affinity_and_statefulset_strategy() {
+    let s = defaulted(
+        "",
+        "v1",
+        "Service",
+        json!({"spec": {"sessionAffinity": "ClientIP", "ports": [{"port": 80}]}}),
+    );
+    assert_eq!(
+        s["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+        10800
+    );
+    let s = defaulted(
+        "",
+        "v1",
+        "Service",
+        json!({"spec": {"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 5}}}}),
+    );
+    assert!(s["spec"].get("sessionAffinityConfig").is_none());
+    let sts = defaulted(
+        "apps",
+        "v1",
+        "StatefulSet",
+        json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}}}),
+    );
+    assert_eq!(
+        sts["spec"]["updateStrategy"],
+        json!({"type": "RollingUpdate"})
+    );
+    let sts = defaulted(
+        "apps",
+        "v1",
+        "StatefulSet",
+        json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {}}}}),
+    );
+    assert_eq!(
+        sts["spec"]["updateStrategy"]["rollingUpdate"],
+        json!({"partition": 0})
+    );
+}
+
+#[test]
+fn limit_ranges() {
+    let lr = defaulted(
+        "",
+        "v1",
+        "LimitRange",
+        json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}},
+                                   {"type": "Pod", "max": {"cpu": "4"}}]}}),
+    );
+    assert_eq!(lr["spec"]["limits"][0]["default"], json!({"cpu": "2"}));
+    assert_eq!(
+        lr["spec"]["limits"][0]["defaultRequest"],
+        json!({"cpu": "2", "memory": "64Mi"})
+    );
+    assert!(lr["spec"]["limits"][1].get("default").is_none());
+}
