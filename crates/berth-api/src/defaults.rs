@@ -930,7 +930,7 @@ fn hpa(obj: &mut Value, version: &str) {
                 "target": {"type": "Utilization", "averageUtilization": 80}}}]),
         );
     }
-    default(m, "behavior", json!({}));
+    // Behavior is completed only when the client gave one.
     let Some(b) = m.get_mut("behavior").and_then(Value::as_object_mut) else {
         return;
     };
@@ -949,7 +949,8 @@ fn hpa(obj: &mut Value, version: &str) {
     }
     default(b, "scaleDown", json!({}));
     if let Some(down) = b.get_mut("scaleDown").and_then(Value::as_object_mut) {
-        default(down, "stabilizationWindowSeconds", json!(300));
+        // No default window: the controller's --horizontal-pod-autoscaler-downscale-
+        // stabilization flag applies.
         default(down, "selectPolicy", json!("Max"));
         default(
             down,

@@ -355,11 +355,24 @@ fn simple_kinds() {
         json!({"spec": {"maxReplicas": 5}}),
     );
     assert_eq!(hpa["spec"]["minReplicas"], 1);
-    assert_eq!(
-        hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
-        300
-    );
     assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu");
+    assert!(hpa["spec"].get("behavior").is_none());
+    let hpa = defaulted(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        json!({"spec": {"behavior": {"scaleUp": {"stabilizationWindowSeconds": 60}}}}),
+    );
+    assert_eq!(
+        hpa["spec"]["behavior"],
+        json!({
+            "scaleUp": {"stabilizationWindowSeconds": 60, "selectPolicy": "Max", "policies": [
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]},
+            "scaleDown": {"selectPolicy": "Max", "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+        })
+    );
     let cm = defaulted("", "v1", "ConfigMap", json!({"data": {"a": "b"}}));
     assert_eq!(cm, json!({"data": {"a": "b"}}));
 }
