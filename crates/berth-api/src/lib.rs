@@ -18,6 +18,7 @@
 //! structs are used only where a module needs them internally.
 
 pub mod defaults;
+pub mod discovery;
 pub mod fields;
 pub mod kinds;
 pub mod managed;
