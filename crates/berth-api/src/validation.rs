@@ -1441,7 +1441,7 @@ fn config_map(obj: &Value, errs: &mut Vec<StatusCause>) {
         total += v.as_str().map_or(0, |s| s.len() * 3 / 4);
     }
     if total > MAX_DATA_SIZE {
-        errs.push(too_long("", MAX_DATA_SIZE));
+        errs.push(too_long("[]", MAX_DATA_SIZE));
     }
 }
 

@@ -542,7 +542,7 @@ fn config_maps_and_secrets() {
     let big = json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a": "x".repeat(1024 * 1024 + 1)}});
     assert_eq!(
         check("", "ConfigMap", &big, None),
-        vec![": Too long: may not be more than 1048576 bytes"]
+        vec!["[]: Too long: may not be more than 1048576 bytes"]
     );
     let s = json!({"metadata": {"name": "s", "namespace": "d"}, "type": "Opaque", "data": {"k": "dmFsdWU=", "bad": "!!!"}});
     let e = check("", "Secret", &s, None);
