@@ -92,6 +92,7 @@ const SERVICE: &[&str] = &[
 const REPLICAS: &[&str] = &["metadata.name", "metadata.namespace", "status.replicas"];
 const JOB: &[&str] = &["metadata.name", "metadata.namespace", "status.successful"];
 const CSR: &[&str] = &["metadata.name", "spec.signerName"];
+const RESOURCE_SLICE: &[&str] = &["metadata.name", "spec.nodeName", "spec.driver"];
 
 /// The field labels `kind` accepts in field selectors, as Kubernetes 1.33 lists them. Kinds
 /// without their own list accept `metadata.name` and `metadata.namespace`. Note that
@@ -106,7 +107,8 @@ pub fn supported(kind: &ResourceKind) -> &'static [&'static str] {
         ("", "Service") => SERVICE,
         ("", "ReplicationController") | ("apps", "ReplicaSet") => REPLICAS,
         ("batch", "Job") => JOB,
-        ("certificates.k8s.io", "CertificateSigningRequest") => CSR,
+        ("certificates.k8s.io", "CertificateSigningRequest" | "ClusterTrustBundle") => CSR,
+        ("resource.k8s.io", "ResourceSlice") => RESOURCE_SLICE,
         _ => META_ONLY,
     }
 }
