@@ -115,7 +115,8 @@ pub fn qualified_name(s: &str) -> Vec<String> {
     } else if name.len() > 63 {
         errs.push(format!("name part {}", max_len(63)));
     }
-    if !name.is_empty() && !is_name_part(name) {
+    // Like Kubernetes, the pattern is checked even for an empty name.
+    if !is_name_part(name) {
         errs.push(QUALIFIED_NAME_MSG.to_string());
     }
     errs
@@ -985,6 +986,19 @@ fn resources(r: Option<&Value>, path: &str, errs: &mut Vec<StatusCause>) {
     }
 }
 
+/// A label map as Go prints a `map[string]string` with `%#v` (sorted keys), as Kubernetes
+/// shows such values in messages.
+fn go_string_map(v: &Value) -> String {
+    let mut pairs: Vec<(&String, &Value)> = v.as_object().into_iter().flatten().collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let body = pairs
+        .iter()
+        .map(|(k, v)| format!("{:?}:{:?}", k, v.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("map[string]string{{{body}}}")
+}
+
 // --- workloads -------------------------------------------------------------------------------
 
 fn selector_matches_template(
@@ -1015,10 +1029,13 @@ fn selector_matches_template(
                 .unwrap_or(Value::Object(Default::default()));
             let ok = s.matches_with(|k| labels.get(k).and_then(Value::as_str));
             if !ok {
-                errs.push(StatusCause::invalid(
+                errs.push(StatusCause::new(
+                    "FieldValueInvalid",
                     format!("{template_path}.metadata.labels"),
-                    &labels,
-                    "`selector` does not match template `labels`",
+                    format!(
+                        "Invalid value: {}: `selector` does not match template `labels`",
+                        go_string_map(&labels)
+                    ),
                 ));
             }
         }
@@ -1166,9 +1183,8 @@ fn rolling_update(ru: &Value, path: &str, _spec: &Value, errs: &mut Vec<StatusCa
             Some((n, _)) => zero[i] = n == 0,
         }
     }
-    let surge_zero = ru.get("maxSurge").is_none_or(Value::is_null) || zero[1];
-    let unavailable_zero = ru.get("maxUnavailable").is_some_and(|v| !v.is_null()) && zero[0];
-    if unavailable_zero && surge_zero && ru.get("maxSurge").is_some_and(|v| !v.is_null()) {
+    let present = |k: &str| ru.get(k).is_some_and(|v| !v.is_null());
+    if present("maxUnavailable") && present("maxSurge") && zero[0] && zero[1] {
         errs.push(StatusCause::invalid(
             format!("{path}.maxUnavailable"),
             ru.get("maxUnavailable").unwrap_or(&Value::Null),

@@ -74,7 +74,10 @@ fn name_validators_match_kubernetes() {
     );
     assert_eq!(
         qualified_name("a/"),
-        vec!["name part must be non-empty".to_string()]
+        vec![
+            "name part must be non-empty".to_string(),
+            QUALIFIED_NAME_MSG.to_string()
+        ]
     );
     assert_eq!(
         qualified_name("a/b/c"),
@@ -301,7 +304,7 @@ fn workloads() {
     assert_eq!(
         e,
         vec![
-            "spec.template.metadata.labels: Invalid value: {\"app\":\"db\"}: `selector` does not match template `labels`"
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"db\"}: `selector` does not match template `labels`"
         ]
     );
     let mut d = defaulted(
