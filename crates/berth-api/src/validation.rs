@@ -1053,8 +1053,12 @@ fn workload(kind: &str, spec: &Value, errs: &mut Vec<StatusCause>) {
     non_negative(spec, "replicas", "spec", errs);
     non_negative(spec, "minReadySeconds", "spec", errs);
     non_negative(spec, "revisionHistoryLimit", "spec", errs);
+    // A StatefulSet's claim templates are volumes of its pods: validate the template with them.
+    let with_claims = (kind == "StatefulSet")
+        .then(|| stateful_set_template(spec))
+        .flatten();
     template(
-        spec.get("template"),
+        with_claims.as_ref().or(spec.get("template")),
         "spec.template",
         Some(&["Always"]),
         errs,
@@ -1145,6 +1149,36 @@ fn workload(kind: &str, spec: &Value, errs: &mut Vec<StatusCause>) {
         }
         _ => {}
     }
+}
+
+/// The pod template of a StatefulSet with a volume for each volume claim template, or `None`
+/// if it has no claim templates (or no template object).
+fn stateful_set_template(spec: &Value) -> Option<Value> {
+    let claims = items(spec, "volumeClaimTemplates");
+    if claims.is_empty() {
+        return None;
+    }
+    let mut t = spec.get("template").filter(|t| t.is_object())?.clone();
+    let vols = t
+        .as_object_mut()?
+        .entry("spec")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()?
+        .entry("volumes")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let vols = vols.as_array_mut()?;
+    for c in claims {
+        let name = c
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !name.is_empty() && !vols.iter().any(|v| str_of(v, "name") == name) {
+            vols.push(
+                serde_json::json!({"name": name, "persistentVolumeClaim": {"claimName": name}}),
+            );
+        }
+    }
+    Some(t)
 }
 
 /// An int-or-percent value: `Some((value, is_percent))`, `None` if malformed.

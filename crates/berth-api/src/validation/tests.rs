@@ -694,3 +694,142 @@ fn garbage_does_not_panic() {
         );
     }
 }
+
+/// Objects as `kubectl create`/`run`/`expose` 1.33 send them: defaulted, they must validate.
+#[test]
+fn kubectl_generated_objects_are_valid_after_defaulting() {
+    let cases: Vec<(&'static str, &'static str, bool, Value)> = vec![
+        (
+            "",
+            "Pod",
+            true,
+            json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "nginx", "namespace": "default", "labels": {"run": "nginx"}},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}],
+                     "dnsPolicy": "ClusterFirst", "restartPolicy": "Always"}, "status": {}}),
+        ),
+        (
+            "apps",
+            "Deployment",
+            true,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}], "resources": {}}]}}},
+            "status": {}}),
+        ),
+        (
+            "",
+            "Service",
+            true,
+            json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "selector": {"app": "web"}},
+            "status": {"loadBalancer": {}}}),
+        ),
+        (
+            "",
+            "ConfigMap",
+            true,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cfg", "namespace": "default"}, "data": {"key1": "config1", "app.properties": "a=b\n"}}),
+        ),
+        (
+            "",
+            "Secret",
+            true,
+            json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "pw", "namespace": "default"}, "data": {"password": "czNjcjN0"}}),
+        ),
+        (
+            "batch",
+            "Job",
+            true,
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "pi", "namespace": "default", "uid": "0b0b0b0b-0000-4000-8000-000000000001"},
+            "spec": {"template": {"metadata": {}, "spec": {"containers": [{"name": "pi", "image": "perl:5.34.0",
+                "command": ["perl", "-Mbignum=bpi", "-wle", "print bpi(2000)"], "resources": {}}], "restartPolicy": "Never"}}},
+            "status": {}}),
+        ),
+        (
+            "batch",
+            "CronJob",
+            true,
+            json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "hello", "namespace": "default"},
+            "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"metadata": {"name": "hello"}, "spec": {"template":
+                {"metadata": {}, "spec": {"containers": [{"name": "hello", "image": "busybox", "resources": {}}], "restartPolicy": "OnFailure"}}}}},
+            "status": {}}),
+        ),
+        (
+            "",
+            "Namespace",
+            false,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}, "spec": {}, "status": {}}),
+        ),
+        (
+            "",
+            "ServiceAccount",
+            true,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "default"}}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "Role",
+            true,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "pod-reader", "namespace": "default"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "watch", "list"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            true,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "read-pods", "namespace": "default"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "User", "name": "jane"}, {"kind": "ServiceAccount", "name": "builder", "namespace": "default"}]}),
+        ),
+        (
+            "apps",
+            "StatefulSet",
+            true,
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"serviceName": "nginx", "replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
+                     "template": {"metadata": {"labels": {"app": "nginx"}}, "spec": {"containers": [{"name": "nginx", "image": "registry.k8s.io/nginx-slim:0.24",
+                        "ports": [{"containerPort": 80, "name": "web"}], "volumeMounts": [{"name": "www", "mountPath": "/usr/share/nginx/html"}]}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+        ),
+        (
+            "apps",
+            "DaemonSet",
+            true,
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "fluentd", "namespace": "kube-system"},
+            "spec": {"selector": {"matchLabels": {"name": "fluentd"}},
+                     "template": {"metadata": {"labels": {"name": "fluentd"}}, "spec": {"containers": [{"name": "fluentd", "image": "quay.io/fluentd_elasticsearch/fluentd:v2.5.2",
+                        "resources": {"limits": {"memory": "200Mi"}, "requests": {"cpu": "100m", "memory": "200Mi"}},
+                        "volumeMounts": [{"name": "varlog", "mountPath": "/var/log"}]}],
+                        "terminationGracePeriodSeconds": 30, "volumes": [{"name": "varlog", "hostPath": {"path": "/var/log"}}]}}}}),
+        ),
+        (
+            "",
+            "PersistentVolumeClaim",
+            true,
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "8Gi"}}}}),
+        ),
+    ];
+    for (group, k, namespaced, mut obj) in cases {
+        let kd = kind(group, k, namespaced);
+        crate::defaults::apply(&kd, &mut obj);
+        let errs = validate(&kd, &obj, None);
+        assert!(errs.is_empty(), "{k}: {errs:#?}");
+        // An unchanged update is valid too.
+        let errs = validate(&kd, &obj, Some(&obj));
+        assert!(errs.is_empty(), "{k} update: {errs:#?}");
+    }
+}
