@@ -430,7 +430,22 @@ pub fn validate(kind: &ResourceKind, obj: &Value, old: Option<&Value>) -> Vec<St
             }
             non_negative(spec, "leaseTransitions", "spec", &mut errs);
         }
-        ("", "Event") => event(obj, &mut errs),
+        ("", "Event") => event(obj, "involvedObject", &mut errs),
+        ("events.k8s.io", "Event") => {
+            event(obj, "regarding", &mut errs);
+            for k in [
+                "eventTime",
+                "reportingController",
+                "reportingInstance",
+                "action",
+                "reason",
+            ] {
+                if obj.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
+                    errs.push(StatusCause::required(k));
+                }
+            }
+            not_supported(obj, "type", "", &["Normal", "Warning"], false, &mut errs);
+        }
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
             rbac_rules(obj, kind.kind == "Role", &mut errs)
         }
@@ -566,21 +581,22 @@ fn not_supported(
     required: bool,
     errs: &mut Vec<StatusCause>,
 ) {
+    let field = if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    };
     match v.get(key) {
         None | Some(Value::Null) => {
             if required {
-                errs.push(StatusCause::required(format!("{path}.{key}")));
+                errs.push(StatusCause::required(field.clone()));
             }
         }
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
         Some(Value::String(s)) if s.is_empty() && required => {
-            errs.push(StatusCause::required(format!("{path}.{key}")));
+            errs.push(StatusCause::required(field.clone()));
         }
-        Some(x) => errs.push(StatusCause::not_supported(
-            format!("{path}.{key}"),
-            x,
-            allowed,
-        )),
+        Some(x) => errs.push(StatusCause::not_supported(field, x, allowed)),
     }
 }
 
@@ -690,7 +706,7 @@ fn pod_spec(spec: &Value, path: &str, ctx: PodContext, errs: &mut Vec<StatusCaus
         errs.push(StatusCause::required(format!("{path}.containers")));
     }
     let mut names: Vec<&str> = Vec::new();
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
         for (i, c) in items(spec, list).iter().enumerate() {
             container(
                 c,
@@ -1616,12 +1632,15 @@ fn pvc(spec: &Value, errs: &mut Vec<StatusCause>) {
     );
 }
 
-fn event(obj: &Value, errs: &mut Vec<StatusCause>) {
+/// The regarding object (`involvedObject` in core/v1, `regarding` in events.k8s.io/v1) must be
+/// in the event's namespace, or in `default` for cluster-scoped objects. Kubernetes reports it
+/// under the internal name `involvedObject` for both.
+fn event(obj: &Value, regarding: &str, errs: &mut Vec<StatusCause>) {
     let ns = obj
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let Some(io) = obj.get("involvedObject").filter(|v| v.is_object()) else {
+    let Some(io) = obj.get(regarding).filter(|v| v.is_object()) else {
         return;
     };
     let ions = str_of(io, "namespace");

@@ -253,7 +253,7 @@ fn pods() {
     let e = check("", "Pod", &bad, None);
     let expect = [
         "spec.volumes[1].name: Duplicate value: \"v\"",
-        "spec.containers[0].name: Duplicate value: \"web\"",
+        "spec.initContainers[0].name: Duplicate value: \"web\"",
         "spec.containers[0].image: Required value",
         "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
         "spec.containers[0].ports[1].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
@@ -832,4 +832,25 @@ fn kubectl_generated_objects_are_valid_after_defaulting() {
         let errs = validate(&kd, &obj, Some(&obj));
         assert!(errs.is_empty(), "{k} update: {errs:#?}");
     }
+}
+
+#[test]
+fn events_k8s_io() {
+    let ev = json!({"metadata": {"name": "e.1", "namespace": "default"},
+        "eventTime": "2025-01-01T00:00:00.000000Z", "reportingController": "example.com/ctl",
+        "reportingInstance": "ctl-1", "action": "Scale", "reason": "Scaled", "type": "Normal",
+        "regarding": {"kind": "Deployment", "namespace": "default", "name": "web"}});
+    assert!(check("events.k8s.io", "Event", &ev, None).is_empty());
+    let mut bad = ev.clone();
+    bad["type"] = json!("Info");
+    bad["action"] = json!("");
+    bad["regarding"]["namespace"] = json!("other");
+    assert_eq!(
+        check("events.k8s.io", "Event", &bad, None),
+        vec![
+            "involvedObject.namespace: Invalid value: \"other\": does not match event.namespace",
+            "action: Required value",
+            "type: Unsupported value: \"Info\": supported values: \"Normal\", \"Warning\"",
+        ]
+    );
 }
