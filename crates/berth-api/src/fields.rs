@@ -236,9 +236,11 @@ fn unescape(v: &str) -> Result<String, FieldSelectorError> {
                     ));
                 }
             },
+            // Go prints the rune as its code point.
             ',' | '=' => {
                 return Err(FieldSelectorError::BadValue(format!(
-                    "unescaped character: {c}"
+                    "unescaped character in value: {}",
+                    u32::from(c)
                 )));
             }
             c => out.push(c),
@@ -263,7 +265,7 @@ impl FieldSelector {
                 });
             };
             requirements.push(FieldRequirement {
-                field: lhs.trim().to_string(),
+                field: lhs.to_string(),
                 value: unescape(rhs)?,
                 negated: op == "!=",
             });
@@ -368,7 +370,14 @@ mod tests {
             FieldSelector::parse("x=a,foo").unwrap_err().to_string(),
             "invalid selector: 'x=a,foo'; can't understand 'foo'"
         );
-        assert!(FieldSelector::parse("x=a=b").is_err());
+        assert_eq!(
+            FieldSelector::parse("x=a=b").unwrap_err().to_string(),
+            "invalid field selector: unescaped character in value: 61"
+        );
+        assert_eq!(
+            FieldSelector::parse("x=a\\").unwrap_err().to_string(),
+            "invalid field selector: invalid escape sequence: \\"
+        );
         assert!(FieldSelector::parse("x=a\\b").is_err());
     }
 
