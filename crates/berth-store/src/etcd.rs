@@ -8,10 +8,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
 use futures::StreamExt;
 
-use crate::{Event, EventType, KeyValue, ListOptions, ListResult, Revision, Store, StoreError, WatchStream};
+use crate::{
+    Event, EventType, KeyValue, ListOptions, ListResult, Revision, Store, StoreError, WatchStream,
+};
 
 /// A store backed by an etcd cluster.
 pub struct EtcdStore {
@@ -20,7 +24,10 @@ pub struct EtcdStore {
 }
 
 fn backend(e: etcd_client::Error) -> StoreError {
-    StoreError::Backend { message: format!("etcd: {e}"), source: Some(Box::new(e)) }
+    StoreError::Backend {
+        message: format!("etcd: {e}"),
+        source: Some(Box::new(e)),
+    }
 }
 
 fn convert(kv: &etcd_client::KeyValue) -> KeyValue {
@@ -51,9 +58,15 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 fn map_compacted(e: etcd_client::Error, requested: Revision, compacted: Revision) -> StoreError {
     let text = e.to_string();
     if text.contains("compacted") {
-        StoreError::Compacted { requested, compacted }
+        StoreError::Compacted {
+            requested,
+            compacted,
+        }
     } else if text.contains("future rev") {
-        StoreError::FutureRevision { requested, current: 0 }
+        StoreError::FutureRevision {
+            requested,
+            current: 0,
+        }
     } else {
         backend(e)
     }
@@ -63,7 +76,10 @@ impl EtcdStore {
     /// Connects to the given endpoints (e.g. `http://127.0.0.1:2379`).
     pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
         let client = Client::connect(endpoints, None).await.map_err(backend)?;
-        Ok(EtcdStore { client, compacted: AtomicI64::new(0) })
+        Ok(EtcdStore {
+            client,
+            compacted: AtomicI64::new(0),
+        })
     }
 
     /// The current value of `key` from a transaction's else-branch.
@@ -83,22 +99,44 @@ impl Store for EtcdStore {
             .and_then([TxnOp::put(key, value.to_vec(), None)]);
         let resp = self.client.clone().txn(txn).await.map_err(backend)?;
         if !resp.succeeded() {
-            return Err(StoreError::AlreadyExists { key: key.to_string() });
+            return Err(StoreError::AlreadyExists {
+                key: key.to_string(),
+            });
         }
         let rev = header_revision(resp.header());
-        Ok(KeyValue { key: key.to_string(), value, create_revision: rev, mod_revision: rev })
+        Ok(KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision: rev,
+            mod_revision: rev,
+        })
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue, StoreError> {
+    async fn update(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<KeyValue, StoreError> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::put(key, value.to_vec(), Some(etcd_client::PutOptions::new().with_prev_key()))])
+            .and_then([TxnOp::put(
+                key,
+                value.to_vec(),
+                Some(etcd_client::PutOptions::new().with_prev_key()),
+            )])
             .or_else([TxnOp::get(key, None)]);
         let resp = self.client.clone().txn(txn).await.map_err(backend)?;
         if !resp.succeeded() {
             return Err(match Self::else_get(&resp) {
-                Some(kv) => StoreError::Conflict { key: key.to_string(), expected, actual: kv.mod_revision },
-                None => StoreError::NotFound { key: key.to_string() },
+                Some(kv) => StoreError::Conflict {
+                    key: key.to_string(),
+                    expected,
+                    actual: kv.mod_revision,
+                },
+                None => StoreError::NotFound {
+                    key: key.to_string(),
+                },
             });
         }
         let rev = header_revision(resp.header());
@@ -110,23 +148,41 @@ impl Store for EtcdStore {
                 _ => None,
             })
             .unwrap_or(rev);
-        Ok(KeyValue { key: key.to_string(), value, create_revision, mod_revision: rev })
+        Ok(KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision,
+            mod_revision: rev,
+        })
     }
 
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(KeyValue, Revision), StoreError> {
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<(KeyValue, Revision), StoreError> {
         let compare = match expected {
             Some(rev) => Compare::mod_revision(key, CompareOp::Equal, rev),
             None => Compare::create_revision(key, CompareOp::Greater, 0),
         };
         let txn = Txn::new()
             .when([compare])
-            .and_then([TxnOp::delete(key, Some(etcd_client::DeleteOptions::new().with_prev_key()))])
+            .and_then([TxnOp::delete(
+                key,
+                Some(etcd_client::DeleteOptions::new().with_prev_key()),
+            )])
             .or_else([TxnOp::get(key, None)]);
         let resp = self.client.clone().txn(txn).await.map_err(backend)?;
         if !resp.succeeded() {
             return Err(match (Self::else_get(&resp), expected) {
-                (Some(kv), Some(e)) => StoreError::Conflict { key: key.to_string(), expected: e, actual: kv.mod_revision },
-                _ => StoreError::NotFound { key: key.to_string() },
+                (Some(kv), Some(e)) => StoreError::Conflict {
+                    key: key.to_string(),
+                    expected: e,
+                    actual: kv.mod_revision,
+                },
+                _ => StoreError::NotFound {
+                    key: key.to_string(),
+                },
             });
         }
         let rev = header_revision(resp.header());
@@ -137,13 +193,18 @@ impl Store for EtcdStore {
                 TxnOpResponse::Delete(d) => d.prev_kvs().first().map(convert),
                 _ => None,
             })
-            .ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                key: key.to_string(),
+            })?;
         Ok((prev, rev))
     }
 
     async fn get(&self, key: &str) -> Result<(Option<KeyValue>, Revision), StoreError> {
         let resp = self.client.clone().get(key, None).await.map_err(backend)?;
-        Ok((resp.kvs().first().map(convert), header_revision(resp.header())))
+        Ok((
+            resp.kvs().first().map(convert),
+            header_revision(resp.header()),
+        ))
     }
 
     async fn list(&self, options: ListOptions) -> Result<ListResult, StoreError> {
@@ -169,18 +230,35 @@ impl Store for EtcdStore {
             .get(start, Some(get))
             .await
             .map_err(|e| map_compacted(e, requested, self.compacted.load(Ordering::Relaxed)))?;
-        let revision = options.revision.unwrap_or_else(|| header_revision(resp.header()));
-        Ok(ListResult { items: resp.kvs().iter().map(convert).collect(), revision, more: resp.more() })
+        let revision = options
+            .revision
+            .unwrap_or_else(|| header_revision(resp.header()));
+        Ok(ListResult {
+            items: resp.kvs().iter().map(convert).collect(),
+            revision,
+            more: resp.more(),
+        })
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        let opts = WatchOptions::new().with_prefix().with_prev_key().with_start_revision(after + 1);
-        let stream = self.client.clone().watch(prefix, Some(opts)).await.map_err(backend)?;
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_start_revision(after + 1);
+        let stream = self
+            .client
+            .clone()
+            .watch(prefix, Some(opts))
+            .await
+            .map_err(backend)?;
         let mapped = stream.flat_map(move |r| {
             let items: Vec<Result<Event, StoreError>> = match r {
                 Err(e) => vec![Err(backend(e))],
                 Ok(resp) if resp.canceled() && resp.compact_revision() > 0 => {
-                    vec![Err(StoreError::Compacted { requested: after, compacted: resp.compact_revision() })]
+                    vec![Err(StoreError::Compacted {
+                        requested: after,
+                        compacted: resp.compact_revision(),
+                    })]
                 }
                 Ok(resp) if resp.canceled() => vec![Err(StoreError::Closed)],
                 Ok(resp) => resp
@@ -190,10 +268,18 @@ impl Store for EtcdStore {
                         let kv = e.kv().map(convert)?;
                         let prev = e.prev_kv().map(convert);
                         Some(Ok(match e.event_type() {
-                            etcd_client::EventType::Put => Event { event_type: EventType::Put, kv, prev },
+                            etcd_client::EventType::Put => Event {
+                                event_type: EventType::Put,
+                                kv,
+                                prev,
+                            },
                             etcd_client::EventType::Delete => Event {
                                 event_type: EventType::Delete,
-                                kv: KeyValue { value: Bytes::new(), create_revision: 0, ..kv },
+                                kv: KeyValue {
+                                    value: Bytes::new(),
+                                    create_revision: 0,
+                                    ..kv
+                                },
                                 prev,
                             },
                         }))

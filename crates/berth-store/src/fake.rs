@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::{Event, EventType, KeyValue, ListOptions, ListResult, Revision, Store, StoreError, WatchStream};
+use crate::{
+    Event, EventType, KeyValue, ListOptions, ListResult, Revision, Store, StoreError, WatchStream,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -39,7 +41,10 @@ impl FakeStore {
     /// An empty store.
     pub fn new() -> Self {
         let (events, _) = broadcast::channel(4096);
-        FakeStore { inner: Arc::new(Mutex::new(Inner::default())), events }
+        FakeStore {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            events,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -85,37 +90,104 @@ impl Store for FakeStore {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
         let mut g = self.begin(format!("create {key}"))?;
         if g.current.contains_key(key) {
-            return Err(StoreError::AlreadyExists { key: key.to_string() });
+            return Err(StoreError::AlreadyExists {
+                key: key.to_string(),
+            });
         }
         let rev = g.revision + 1;
-        let kv = KeyValue { key: key.to_string(), value, create_revision: rev, mod_revision: rev };
-        self.commit(&mut g, Event { event_type: EventType::Put, kv: kv.clone(), prev: None });
+        let kv = KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision: rev,
+            mod_revision: rev,
+        };
+        self.commit(
+            &mut g,
+            Event {
+                event_type: EventType::Put,
+                kv: kv.clone(),
+                prev: None,
+            },
+        );
         Ok(kv)
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue, StoreError> {
+    async fn update(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<KeyValue, StoreError> {
         let mut g = self.begin(format!("update {key}"))?;
-        let prev = g.current.get(key).cloned().ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
+        let prev = g
+            .current
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                key: key.to_string(),
+            })?;
         if prev.mod_revision != expected {
-            return Err(StoreError::Conflict { key: key.to_string(), expected, actual: prev.mod_revision });
+            return Err(StoreError::Conflict {
+                key: key.to_string(),
+                expected,
+                actual: prev.mod_revision,
+            });
         }
         let rev = g.revision + 1;
-        let kv = KeyValue { key: key.to_string(), value, create_revision: prev.create_revision, mod_revision: rev };
-        self.commit(&mut g, Event { event_type: EventType::Put, kv: kv.clone(), prev: Some(prev) });
+        let kv = KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision: prev.create_revision,
+            mod_revision: rev,
+        };
+        self.commit(
+            &mut g,
+            Event {
+                event_type: EventType::Put,
+                kv: kv.clone(),
+                prev: Some(prev),
+            },
+        );
         Ok(kv)
     }
 
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(KeyValue, Revision), StoreError> {
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<(KeyValue, Revision), StoreError> {
         let mut g = self.begin(format!("delete {key}"))?;
-        let prev = g.current.get(key).cloned().ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
+        let prev = g
+            .current
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                key: key.to_string(),
+            })?;
         if let Some(e) = expected {
             if prev.mod_revision != e {
-                return Err(StoreError::Conflict { key: key.to_string(), expected: e, actual: prev.mod_revision });
+                return Err(StoreError::Conflict {
+                    key: key.to_string(),
+                    expected: e,
+                    actual: prev.mod_revision,
+                });
             }
         }
         let rev = g.revision + 1;
-        let kv = KeyValue { key: key.to_string(), value: Bytes::new(), create_revision: 0, mod_revision: rev };
-        self.commit(&mut g, Event { event_type: EventType::Delete, kv, prev: Some(prev.clone()) });
+        let kv = KeyValue {
+            key: key.to_string(),
+            value: Bytes::new(),
+            create_revision: 0,
+            mod_revision: rev,
+        };
+        self.commit(
+            &mut g,
+            Event {
+                event_type: EventType::Delete,
+                kv,
+                prev: Some(prev.clone()),
+            },
+        );
         Ok((prev, rev))
     }
 
@@ -128,10 +200,16 @@ impl Store for FakeStore {
         let g = self.begin(format!("list {}", options.prefix))?;
         let at = options.revision.unwrap_or(g.revision);
         if at < g.compacted {
-            return Err(StoreError::Compacted { requested: at, compacted: g.compacted });
+            return Err(StoreError::Compacted {
+                requested: at,
+                compacted: g.compacted,
+            });
         }
         if at > g.revision {
-            return Err(StoreError::FutureRevision { requested: at, current: g.revision });
+            return Err(StoreError::FutureRevision {
+                requested: at,
+                current: g.revision,
+            });
         }
         // The state at `at`: undo newer events.
         let mut state = g.current.clone();
@@ -144,22 +222,39 @@ impl Store for FakeStore {
         let mut items: Vec<KeyValue> = state
             .into_values()
             .filter(|kv| kv.key.starts_with(&options.prefix))
-            .filter(|kv| options.start_after.as_ref().is_none_or(|s| kv.key.as_str() > s.as_str()))
+            .filter(|kv| {
+                options
+                    .start_after
+                    .as_ref()
+                    .is_none_or(|s| kv.key.as_str() > s.as_str())
+            })
             .collect();
         let more = options.limit > 0 && items.len() > options.limit;
         if more {
             items.truncate(options.limit);
         }
-        Ok(ListResult { items, revision: at, more })
+        Ok(ListResult {
+            items,
+            revision: at,
+            more,
+        })
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
         let g = self.begin(format!("watch {prefix}"))?;
         if after < g.compacted {
-            return Err(StoreError::Compacted { requested: after, compacted: g.compacted });
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted: g.compacted,
+            });
         }
         let rx = self.events.subscribe();
-        let backlog: Vec<Event> = g.log.iter().filter(|e| e.revision() > after && e.kv.key.starts_with(prefix)).cloned().collect();
+        let backlog: Vec<Event> = g
+            .log
+            .iter()
+            .filter(|e| e.revision() > after && e.kv.key.starts_with(prefix))
+            .cloned()
+            .collect();
         let last = g.revision;
         drop(g);
         let prefix = prefix.to_string();
@@ -175,7 +270,9 @@ impl Store for FakeStore {
                 }
             }
         });
-        Ok(Box::pin(futures::stream::iter(backlog.into_iter().map(Ok)).chain(live)))
+        Ok(Box::pin(
+            futures::stream::iter(backlog.into_iter().map(Ok)).chain(live),
+        ))
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
@@ -206,16 +303,35 @@ mod tests {
     async fn semantics_and_recorded_calls() {
         let s = FakeStore::new();
         let a = s.create("/a", Bytes::from("1")).await.unwrap();
-        assert!(matches!(s.create("/a", Bytes::from("x")).await, Err(StoreError::AlreadyExists { .. })));
-        let a2 = s.update("/a", a.mod_revision, Bytes::from("2")).await.unwrap();
-        assert!(matches!(s.update("/a", a.mod_revision, Bytes::from("3")).await, Err(StoreError::Conflict { .. })));
-        let old = s.list(ListOptions { prefix: "/".into(), revision: Some(a.mod_revision), ..Default::default() }).await.unwrap();
+        assert!(matches!(
+            s.create("/a", Bytes::from("x")).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let a2 = s
+            .update("/a", a.mod_revision, Bytes::from("2"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.update("/a", a.mod_revision, Bytes::from("3")).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let old = s
+            .list(ListOptions {
+                prefix: "/".into(),
+                revision: Some(a.mod_revision),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(old.items[0].value, Bytes::from("1"));
         let mut w = s.watch("/", 0).await.unwrap();
         assert_eq!(w.next().await.unwrap().unwrap().revision(), 1);
         assert_eq!(w.next().await.unwrap().unwrap().revision(), a2.mod_revision);
         s.compact(a2.mod_revision).await.unwrap();
-        assert!(matches!(s.watch("/", 0).await, Err(StoreError::Compacted { .. })));
+        assert!(matches!(
+            s.watch("/", 0).await,
+            Err(StoreError::Compacted { .. })
+        ));
         assert_eq!(s.calls()[0], "create /a");
         s.fail_next(StoreError::Closed);
         assert!(matches!(s.get("/a").await, Err(StoreError::Closed)));

@@ -1,0 +1,595 @@
+//! The watch cache: one writer (a single store watch over every resource), many cheap readers.
+//!
+//! The cache holds the current state of every object, already serialized with its
+//! `resourceVersion`, plus the labels and selectable fields needed to filter lists and watches,
+//! and a bounded history of recent changes so that watches can resume from a recent
+//! `resourceVersion`. A watch from a revision older than the history gets `410 Gone`.
+//!
+//! Nothing reads the cache before it is synced: [`WatchCache::start`] lists the store first.
+//! Consistent reads wait until the cache has caught up with the store's current revision.
+//! This module must not write to the store.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use berth_api::ResourceKind;
+use berth_store::{Event, EventType, KeyValue, ListOptions, Revision, Store, StoreError};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+/// How many past changes the cache keeps for resuming watches.
+pub const DEFAULT_HISTORY: usize = 20_000;
+/// How many changes a live watcher may fall behind before it is closed (it then resumes).
+const BROADCAST_CAPACITY: usize = 16_384;
+
+/// One object as the cache holds it.
+#[derive(Debug)]
+pub struct CachedObject {
+    /// The store key.
+    pub key: String,
+    /// The kind the object is stored as.
+    pub kind: &'static ResourceKind,
+    /// `metadata.namespace` (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The revision of the last change (the `resourceVersion`).
+    pub revision: Revision,
+    /// The object as JSON, `metadata.resourceVersion` set.
+    pub json: Bytes,
+    /// The object's labels.
+    pub labels: Vec<(String, String)>,
+    /// The object's selectable fields and their values.
+    pub fields: Vec<(&'static str, String)>,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.ownerReferences`.
+    pub owners: Vec<OwnerRef>,
+    /// `metadata.finalizers`.
+    pub finalizers: Vec<String>,
+    /// True when `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+}
+
+/// One owner reference, as the garbage collector needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    /// The owner's UID.
+    pub uid: String,
+    /// The owner's apiVersion.
+    pub api_version: String,
+    /// The owner's kind.
+    pub kind: String,
+    /// The owner's name.
+    pub name: String,
+    /// `blockOwnerDeletion`.
+    pub block_owner_deletion: bool,
+}
+
+impl CachedObject {
+    /// Builds a cached object from a stored key-value. Fails on undecodable values, which are
+    /// logged and skipped by the cache rather than served.
+    pub fn from_kv(kind: &'static ResourceKind, kv: &KeyValue) -> Result<Self, serde_json::Error> {
+        let mut value: Value = serde_json::from_slice(&kv.value)?;
+        Ok(Self::from_value(kind, &kv.key, kv.mod_revision, &mut value))
+    }
+
+    /// Builds a cached object from a decoded object, setting its `resourceVersion`.
+    pub fn from_value(
+        kind: &'static ResourceKind,
+        key: &str,
+        revision: Revision,
+        value: &mut Value,
+    ) -> Self {
+        berth_api::meta::set(
+            value,
+            "resourceVersion",
+            Some(Value::String(revision.to_string())),
+        );
+        let labels = berth_api::meta::labels(value)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let fields = berth_api::fields::field_values(kind, value);
+        let owners = value
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .map(|r| {
+                        let s =
+                            |f: &str| r.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+                        OwnerRef {
+                            uid: s("uid"),
+                            api_version: s("apiVersion"),
+                            kind: s("kind"),
+                            name: s("name"),
+                            block_owner_deletion: r
+                                .get("blockOwnerDeletion")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let finalizers = berth_api::meta::finalizers(value)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let json = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        CachedObject {
+            key: key.to_string(),
+            kind,
+            namespace: berth_api::meta::namespace(value).to_string(),
+            name: berth_api::meta::name(value).to_string(),
+            revision,
+            json,
+            labels,
+            fields,
+            uid: berth_api::meta::uid(value).to_string(),
+            owners,
+            finalizers,
+            deleting: berth_api::meta::is_deleting(value),
+        }
+    }
+
+    /// The object decoded again (for handlers that need to look inside).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// Labels as borrowed pairs, for selector matching.
+    pub fn label_pairs(&self) -> Vec<(&str, &str)> {
+        self.labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// Fields as borrowed pairs, for selector matching.
+    pub fn field_pairs(&self) -> Vec<(&str, String)> {
+        self.fields.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+}
+
+/// The type of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEventType {
+    /// The object appeared.
+    Added,
+    /// The object changed.
+    Modified,
+    /// The object was deleted; the object is its last state with the delete's revision.
+    Deleted,
+}
+
+impl WatchEventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchEventType::Added => "ADDED",
+            WatchEventType::Modified => "MODIFIED",
+            WatchEventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change as the cache saw it.
+#[derive(Debug, Clone)]
+pub struct CacheEvent {
+    /// The revision of the change.
+    pub revision: Revision,
+    /// Added, modified or deleted.
+    pub event_type: WatchEventType,
+    /// The object after the change (for deletes, its last state).
+    pub object: Arc<CachedObject>,
+    /// The object before the change, if it existed.
+    pub prev: Option<Arc<CachedObject>>,
+}
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStart {
+    /// Send the current state as ADDED events, then every change.
+    WithState,
+    /// Send every change after this revision.
+    After(Revision),
+}
+
+/// A started watch: the events to send first, then the live feed.
+pub struct CacheWatch {
+    /// Events to send before the live ones (synthetic ADDED events or replayed history).
+    pub initial: Vec<Arc<CacheEvent>>,
+    /// Live events with revisions above `revision`.
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+    /// The revision the initial events bring the watcher to.
+    pub revision: Revision,
+}
+
+/// Errors of the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The asked revision is older than the history the cache keeps.
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld {
+        /// The revision asked for.
+        requested: Revision,
+        /// The oldest revision a watch may start after.
+        oldest: Revision,
+    },
+    /// The cache did not reach the store's revision in time.
+    #[error("the watch cache has not caught up with revision {0} yet; try again")]
+    NotReady(Revision),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    revision: Revision,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// History covers every revision above this one.
+    oldest: Revision,
+    max_history: usize,
+}
+
+/// The watch cache (see the module documentation).
+pub struct WatchCache {
+    state: RwLock<State>,
+    live: broadcast::Sender<Arc<CacheEvent>>,
+    revision: watch::Sender<Revision>,
+    kinds: HashMap<(String, String), &'static ResourceKind>,
+}
+
+/// The key prefix the cache watches.
+pub const REGISTRY_PREFIX: &str = "/registry/";
+
+impl WatchCache {
+    /// Lists the store, builds the cache and starts following the store's changes.
+    pub async fn start(store: Arc<dyn Store>, max_history: usize) -> Result<Arc<Self>, StoreError> {
+        let mut kinds = HashMap::new();
+        for k in berth_api::kinds::all() {
+            let (g, r) = k.storage;
+            kinds.entry((g.to_string(), r.to_string())).or_insert(k);
+        }
+        let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (revision, _) = watch::channel(0);
+        let cache = Arc::new(WatchCache {
+            state: RwLock::new(State {
+                objects: BTreeMap::new(),
+                revision: 0,
+                history: VecDeque::new(),
+                oldest: 0,
+                max_history,
+            }),
+            live,
+            revision,
+            kinds,
+        });
+        let start = cache.relist(store.as_ref()).await?;
+        let stream = store.watch(REGISTRY_PREFIX, start).await?;
+        tokio::spawn(Arc::clone(&cache).follow(store, stream));
+        Ok(cache)
+    }
+
+    /// The kind stored under `key`, if the key belongs to a served resource.
+    fn kind_of(&self, key: &str) -> Option<&'static ResourceKind> {
+        let rest = key.strip_prefix(REGISTRY_PREFIX)?;
+        let mut parts = rest.splitn(3, '/');
+        let group = parts.next()?;
+        let resource = parts.next()?;
+        let group = if group == "core" { "" } else { group };
+        self.kinds
+            .get(&(group.to_string(), resource.to_string()))
+            .copied()
+    }
+
+    /// Replaces the cache's content with a fresh list of the store; returns its revision.
+    async fn relist(&self, store: &dyn Store) -> Result<Revision, StoreError> {
+        let list = store
+            .list(ListOptions {
+                prefix: REGISTRY_PREFIX.to_string(),
+                ..Default::default()
+            })
+            .await?;
+        let mut objects = BTreeMap::new();
+        for kv in &list.items {
+            let Some(kind) = self.kind_of(&kv.key) else {
+                continue;
+            };
+            match CachedObject::from_kv(kind, kv) {
+                Ok(o) => {
+                    objects.insert(kv.key.clone(), Arc::new(o));
+                }
+                Err(e) => tracing::warn!(key = %kv.key, error = %e, "skipping undecodable object"),
+            }
+        }
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.objects = objects;
+            state.revision = list.revision;
+            state.history.clear();
+            state.oldest = list.revision;
+        }
+        self.revision.send_replace(list.revision);
+        Ok(list.revision)
+    }
+
+    async fn follow(self: Arc<Self>, store: Arc<dyn Store>, mut stream: berth_store::WatchStream) {
+        loop {
+            match stream.next().await {
+                Some(Ok(event)) => self.apply(&event),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "store watch failed; relisting the watch cache");
+                    stream = loop {
+                        match self.relist(store.as_ref()).await {
+                            Ok(rev) => match store.watch(REGISTRY_PREFIX, rev).await {
+                                Ok(s) => break s,
+                                Err(e) => tracing::warn!(error = %e, "store watch failed"),
+                            },
+                            Err(StoreError::Closed) => return,
+                            Err(e) => tracing::warn!(error = %e, "store list failed"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    };
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn apply(&self, event: &Event) {
+        let rev = event.revision();
+        let kind = self.kind_of(&event.kv.key);
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if rev <= state.revision {
+            return;
+        }
+        state.revision = rev;
+        if let Some(kind) = kind {
+            let prev = state.objects.get(&event.kv.key).cloned();
+            let cache_event = match event.event_type {
+                EventType::Put => match CachedObject::from_kv(kind, &event.kv) {
+                    Ok(obj) => {
+                        let obj = Arc::new(obj);
+                        state.objects.insert(event.kv.key.clone(), Arc::clone(&obj));
+                        let event_type = if prev.is_some() {
+                            WatchEventType::Modified
+                        } else {
+                            WatchEventType::Added
+                        };
+                        Some(CacheEvent {
+                            revision: rev,
+                            event_type,
+                            object: obj,
+                            prev,
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %event.kv.key, error = %e, "undecodable object");
+                        None
+                    }
+                },
+                EventType::Delete => {
+                    state.objects.remove(&event.kv.key);
+                    prev.map(|p| {
+                        let mut value = p.value();
+                        let last = CachedObject::from_value(kind, &p.key, rev, &mut value);
+                        CacheEvent {
+                            revision: rev,
+                            event_type: WatchEventType::Deleted,
+                            object: Arc::new(last),
+                            prev: Some(p),
+                        }
+                    })
+                }
+            };
+            if let Some(ce) = cache_event {
+                let ce = Arc::new(ce);
+                state.history.push_back(Arc::clone(&ce));
+                while state.history.len() > state.max_history {
+                    if let Some(old) = state.history.pop_front() {
+                        state.oldest = old.revision;
+                    }
+                }
+                // Sent under the lock so that watchers see events in revision order with no gap
+                // between their initial events and the live feed.
+                let _ = self.live.send(ce);
+            }
+        }
+        drop(state);
+        self.revision.send_replace(rev);
+    }
+
+    /// The revision the cache has caught up to.
+    pub fn revision(&self) -> Revision {
+        *self.revision.borrow()
+    }
+
+    /// A receiver of every change, for in-process controllers that react to changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CacheEvent>> {
+        self.live.subscribe()
+    }
+
+    /// Waits until the cache has seen `revision`.
+    pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> Result<(), CacheError> {
+        let mut rx = self.revision.subscribe();
+        let wait = rx.wait_for(|r| *r >= revision);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(CacheError::NotReady(revision)),
+        }
+    }
+
+    /// Drops history at and below `revision`, as the store's compaction did.
+    pub fn compact(&self, revision: Revision) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        while state
+            .history
+            .front()
+            .is_some_and(|e| e.revision <= revision)
+        {
+            state.history.pop_front();
+        }
+        if state.oldest < revision {
+            state.oldest = revision.min(state.revision);
+        }
+    }
+
+    /// The objects under `prefix` that `keep` accepts, in key order, and the cache revision.
+    pub fn list(
+        &self,
+        prefix: &str,
+        mut keep: impl FnMut(&CachedObject) -> bool,
+    ) -> (Vec<Arc<CachedObject>>, Revision) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let items = state
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, o)| keep(o))
+            .map(|(_, o)| Arc::clone(o))
+            .collect();
+        (items, state.revision)
+    }
+
+    /// One object, if cached.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.objects.get(key).cloned()
+    }
+
+    /// Starts a watch over keys under `prefix`.
+    pub fn watch(&self, prefix: &str, start: WatchStart) -> Result<CacheWatch, CacheError> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let live = self.live.subscribe();
+        let initial: Vec<Arc<CacheEvent>> = match start {
+            WatchStart::WithState => state
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, o)| {
+                    Arc::new(CacheEvent {
+                        revision: o.revision,
+                        event_type: WatchEventType::Added,
+                        object: Arc::clone(o),
+                        prev: None,
+                    })
+                })
+                .collect(),
+            WatchStart::After(rev) => {
+                if rev < state.oldest {
+                    return Err(CacheError::TooOld {
+                        requested: rev,
+                        oldest: state.oldest,
+                    });
+                }
+                // History is in revision order: skip to the first event after `rev`.
+                let first = state.history.partition_point(|e| e.revision <= rev);
+                state
+                    .history
+                    .range(first..)
+                    .filter(|e| e.object.key.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(CacheWatch {
+            initial,
+            live,
+            revision: state.revision,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_store::fake::FakeStore;
+
+    fn cm(name: &str, label: &str) -> Bytes {
+        Bytes::from(
+            serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":"ns","labels":{"app":label}}})
+                .to_string(),
+        )
+    }
+
+    const KEY: &str = "/registry/core/configmaps/ns/";
+
+    #[tokio::test]
+    async fn lists_watches_and_history() {
+        let store = Arc::new(FakeStore::new());
+        store
+            .create(&format!("{KEY}a"), cm("a", "x"))
+            .await
+            .unwrap();
+        // Keys of no served resource are ignored.
+        store
+            .create("/registry/ranges/serviceips", Bytes::from("{}"))
+            .await
+            .unwrap();
+        let cache = WatchCache::start(store.clone(), 3).await.unwrap();
+        let (items, rev) = cache.list(KEY, |_| true);
+        assert_eq!(items.len(), 1);
+        assert_eq!(rev, 2);
+        assert_eq!(items[0].value()["metadata"]["resourceVersion"], "1");
+        assert_eq!(items[0].labels, vec![("app".to_string(), "x".to_string())]);
+
+        let mut w = cache.watch(KEY, WatchStart::After(rev)).unwrap();
+        let b = store
+            .create(&format!("{KEY}b"), cm("b", "y"))
+            .await
+            .unwrap();
+        let e = w.live.recv().await.unwrap();
+        assert_eq!(
+            (e.event_type, e.revision),
+            (WatchEventType::Added, b.mod_revision)
+        );
+        let (prev, del) = store.delete(&format!("{KEY}a"), None).await.unwrap();
+        let e = w.live.recv().await.unwrap();
+        assert_eq!(e.event_type, WatchEventType::Deleted);
+        assert_eq!(
+            e.object.revision, del,
+            "a deleted object carries the delete's revision"
+        );
+        assert_eq!(e.prev.as_ref().unwrap().revision, prev.mod_revision);
+
+        cache.wait_for(del, Duration::from_secs(1)).await.unwrap();
+        // History replays after a revision, bounded to 3 events.
+        let replay = cache.watch(KEY, WatchStart::After(rev)).unwrap();
+        assert_eq!(replay.initial.len(), 2);
+        for i in 0..3 {
+            store
+                .create(&format!("{KEY}c{i}"), cm("c", "z"))
+                .await
+                .unwrap();
+        }
+        cache
+            .wait_for(del + 3, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            cache.watch(KEY, WatchStart::After(rev)),
+            Err(CacheError::TooOld { .. })
+        ));
+        // Compaction trims history too.
+        cache.compact(del + 3);
+        assert!(matches!(
+            cache.watch(KEY, WatchStart::After(del + 2)),
+            Err(CacheError::TooOld { .. })
+        ));
+        let state = cache.watch(KEY, WatchStart::WithState).unwrap();
+        assert_eq!(state.initial.len(), 4);
+        assert!(
+            state
+                .initial
+                .iter()
+                .all(|e| e.event_type == WatchEventType::Added)
+        );
+    }
+}

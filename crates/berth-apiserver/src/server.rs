@@ -1,0 +1,470 @@
+//! The HTTPS server: accepting TLS connections, authenticating and authorizing every request,
+//! serving the non-resource paths (health, version, discovery, OpenAPI) and handing resource
+//! requests to [`crate::rest`].
+//!
+//! This module owns the process-level wiring of the API server: certificates, store, cache,
+//! allocators, bootstrap objects and background loops are started here, in that order, and
+//! nothing is served before the cache is synced.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use berth_api::ApiError;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::alloc::{Allocators, Cidr};
+use crate::authn::{Authenticator, Credentials, UserInfo};
+use crate::authz::{Authorizer, Decision, RequestAttributes};
+use crate::body::MAX_BODY_BYTES;
+use crate::cache::WatchCache;
+use crate::clock::{Clock, SystemClock};
+use crate::objects::Objects;
+use crate::query::Query;
+use crate::rest::ResourceRequest;
+use crate::{Api, Reply};
+
+/// The Kubernetes version Berth's API corresponds to.
+pub const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
+
+/// What the API server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where certificates and the kubeconfig live.
+    pub data_dir: PathBuf,
+    /// The address to listen on.
+    pub bind_address: IpAddr,
+    /// The HTTPS port (0 picks a free one).
+    pub port: u16,
+    /// Extra subject alternative names of the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// The Service CIDR.
+    pub service_cidr: String,
+    /// How often the store's history is compacted (each compaction keeps one interval).
+    pub compaction_interval: Duration,
+    /// How many changes the watch cache keeps for resuming watches.
+    pub watch_history: usize,
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Certificates could not be loaded or created.
+    #[error("certificates: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(#[from] berth_store::StoreError),
+    /// Allocation ranges could not be set up.
+    #[error(transparent)]
+    Alloc(#[from] crate::alloc::AllocError),
+    /// Bootstrap objects could not be created.
+    #[error("creating the cluster's initial objects: {0}")]
+    Bootstrap(#[from] ApiError),
+    /// The listener could not bind.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started server.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The admin kubeconfig written for it.
+    pub kubeconfig: PathBuf,
+    /// The URL clients on this machine use.
+    pub url: String,
+    /// The shared state, for in-process clients and tests.
+    pub api: Arc<Api>,
+    shutdown: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections and ends background loops.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept.await;
+    }
+
+    /// Waits until the accept loop ends (it ends only on shutdown).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.accept).await;
+    }
+}
+
+/// Starts the API server over `store`.
+pub async fn start(
+    config: Config,
+    store: Arc<dyn berth_store::Store>,
+) -> Result<RunningServer, ServerError> {
+    let cidr = Cidr::parse(&config.service_cidr)?;
+    let pki = crate::pki::ClusterPki::load_or_create(
+        &config.data_dir,
+        &config.tls_sans,
+        Some(IpAddr::V4(cidr.first())),
+    )?;
+    let tls = pki.server_config()?;
+    let cache = WatchCache::start(Arc::clone(&store), config.watch_history).await?;
+    let alloc = Allocators::start(Arc::clone(&store), cidr).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let authn: Box<dyn Authenticator> = Box::new(crate::authn::UnionAuthenticator(vec![Box::new(
+        crate::authn::ClientCertAuthenticator,
+    )]));
+    let authz: Box<dyn Authorizer> = Box::new(crate::authz::UnionAuthorizer(vec![Box::new(
+        crate::authz::SystemMastersAuthorizer,
+    )]));
+    let api = Arc::new(Api {
+        store: Arc::clone(&store),
+        cache,
+        objects: Objects {
+            store: Arc::clone(&store),
+            alloc,
+            clock,
+        },
+        authn,
+        authz,
+    });
+
+    let addr = SocketAddr::new(config.bind_address, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let host = if addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip()
+    };
+    let url = match host {
+        IpAddr::V4(ip) => format!("https://{ip}:{}", addr.port()),
+        IpAddr::V6(ip) => format!("https://[{ip}]:{}", addr.port()),
+    };
+    crate::bootstrap::ensure(&api, addr.port()).await?;
+    let kubeconfig = config.data_dir.join("admin.kubeconfig");
+    pki.write_admin_kubeconfig(&kubeconfig, &url)?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(crate::bootstrap::compaction_loop(
+        Arc::clone(&api),
+        config.compaction_interval,
+        shutdown_rx.clone(),
+    ));
+    crate::controllers::start(&api, shutdown_rx.clone());
+    let accept = tokio::spawn(accept_loop(listener, tls, Arc::clone(&api), shutdown_rx));
+    tracing::info!(%addr, "API server listening");
+    Ok(RunningServer {
+        addr,
+        kubeconfig,
+        url,
+        api,
+        shutdown,
+        accept,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    api: Arc<Api>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let api = Arc::clone(&api);
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let certs: Arc<Vec<rustls::pki_types::CertificateDer<'static>>> = Arc::new(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.to_vec())
+                    .unwrap_or_default(),
+            );
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let api = Arc::clone(&api);
+                let certs = Arc::clone(&certs);
+                async move { Ok::<_, std::convert::Infallible>(handle(api, &certs, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = conn_shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+/// The `/version` document.
+pub fn version_info() -> serde_json::Value {
+    json!({
+        "major": KUBERNETES_VERSION.0,
+        "minor": KUBERNETES_VERSION.1,
+        "gitVersion": format!("v{}.{}.0+berth-{}", KUBERNETES_VERSION.0, KUBERNETES_VERSION.1, env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+    })
+}
+
+/// The architecture as Kubernetes names it.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+async fn handle(
+    api: Arc<Api>,
+    certs: &[rustls::pki_types::CertificateDer<'static>],
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match route(api, certs, req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => Reply::error(&e).into_response(),
+    }
+}
+
+fn header<'a>(req: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn route(
+    api: Arc<Api>,
+    certs: &[rustls::pki_types::CertificateDer<'static>],
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => return Ok(Reply::text(StatusCode::OK, "ok")),
+        "/version" | "/version/" => return Ok(Reply::json_value(StatusCode::OK, &version_info())),
+        _ => {}
+    }
+    let creds = Credentials {
+        client_certs: certs,
+        authorization: header(&parts, "authorization"),
+    };
+    let user = match api.authn.authenticate(&creds) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(ApiError::unauthorized()),
+        Err(e) => {
+            tracing::debug!(error = %e, "authentication failed");
+            return Err(ApiError::unauthorized());
+        }
+    };
+    let query = Query::parse(parts.uri.query());
+    let watch = query.flag("watch")?;
+    let Some(info) = crate::request::parse(&parts.method, &path, watch) else {
+        authorize(&api, non_resource_attributes(&user, &parts.method, &path))?;
+        return non_resource(&parts, &path);
+    };
+    let Some(kind) = berth_api::kinds::by_resource(&info.group, &info.version, &info.resource)
+    else {
+        return Err(ApiError::no_such_path(&path));
+    };
+    authorize(
+        &api,
+        RequestAttributes {
+            user: user.clone(),
+            verb: info.verb.clone(),
+            api_group: info.group.clone(),
+            api_version: info.version.clone(),
+            resource: info.resource.clone(),
+            subresource: info.subresource.clone().unwrap_or_default(),
+            namespace: info.namespace.clone().unwrap_or_default(),
+            name: info.name.clone().unwrap_or_default(),
+            path: path.clone(),
+            resource_request: true,
+        },
+    )?;
+    let body = read_body(&parts, body).await?;
+    let req = ResourceRequest {
+        info: &info,
+        kind,
+        query: &query,
+        content_type: header(&parts, "content-type"),
+        accept: header(&parts, "accept"),
+        user_agent: header(&parts, "user-agent"),
+        body,
+    };
+    crate::rest::handle(&api, req).await
+}
+
+fn non_resource_attributes(
+    user: &UserInfo,
+    method: &http::Method,
+    path: &str,
+) -> RequestAttributes {
+    let verb = match *method {
+        http::Method::GET | http::Method::HEAD => "get",
+        http::Method::POST => "post",
+        http::Method::PUT => "put",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "unknown",
+    };
+    RequestAttributes {
+        user: user.clone(),
+        verb: verb.to_string(),
+        api_group: String::new(),
+        api_version: String::new(),
+        resource: String::new(),
+        subresource: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+        path: path.to_string(),
+        resource_request: false,
+    }
+}
+
+fn authorize(api: &Api, attrs: RequestAttributes) -> Result<(), ApiError> {
+    match api.authz.authorize(&attrs) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(reason) => {
+            let mut msg = crate::authz::forbidden_message(&attrs);
+            if !reason.is_empty() {
+                msg = format!("{msg}: {reason}");
+            }
+            Err(ApiError::forbidden(msg))
+        }
+        Decision::NoOpinion => Err(ApiError::forbidden(crate::authz::forbidden_message(&attrs))),
+    }
+}
+
+async fn read_body(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+    if let Some(len) = header(parts, "content-length").and_then(|l| l.parse::<usize>().ok())
+        && len > MAX_BODY_BYTES
+    {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(ApiError::too_large(MAX_BODY_BYTES))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "reading the request body failed: {e}"
+                )))
+            }
+        }
+    }
+}
+
+/// Discovery and OpenAPI documents.
+fn non_resource(parts: &http::request::Parts, path: &str) -> Result<Reply, ApiError> {
+    use berth_api::discovery;
+    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {path}",
+            parts.method
+        )));
+    }
+    let accept = header(parts, "accept").unwrap_or("");
+    let aggregated = accept.split(',').any(|c| {
+        c.contains("as=APIGroupDiscoveryList")
+            && c.contains("g=apidiscovery.k8s.io")
+            && c.contains("v=v2")
+            && !c.contains("v=v2beta1")
+    });
+    let trimmed = path.trim_end_matches('/');
+    let segments: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api"] if aggregated => Ok(aggregated_reply(discovery::aggregated_core())),
+        ["apis"] if aggregated => Ok(aggregated_reply(discovery::aggregated_groups())),
+        ["api"] => {
+            let host = header(parts, "host").unwrap_or("127.0.0.1:6443");
+            Ok(Reply::json_value(
+                StatusCode::OK,
+                &discovery::api_versions(host),
+            ))
+        }
+        ["apis"] => Ok(Reply::json_value(
+            StatusCode::OK,
+            &discovery::api_group_list(),
+        )),
+        ["api", version] => discovery::api_resource_list("", version)
+            .map(|v| Reply::json_value(StatusCode::OK, &v))
+            .ok_or_else(|| ApiError::no_such_path(path)),
+        ["apis", group] => discovery::api_group(group)
+            .map(|v| Reply::json_value(StatusCode::OK, &v))
+            .ok_or_else(|| ApiError::no_such_path(path)),
+        ["apis", group, version] => discovery::api_resource_list(group, version)
+            .map(|v| Reply::json_value(StatusCode::OK, &v))
+            .ok_or_else(|| ApiError::no_such_path(path)),
+        ["openapi", "v3"] => Ok(Reply::json_value(
+            StatusCode::OK,
+            &berth_api::openapi::v3_index(),
+        )),
+        ["openapi", "v3", rest @ ..] => {
+            let doc_path = rest.join("/");
+            let (bytes, _hash) = berth_api::openapi::v3_document(&doc_path)
+                .ok_or_else(|| ApiError::no_such_path(path))?;
+            Ok(Reply::json(StatusCode::OK, Bytes::from(bytes.clone())))
+        }
+        _ => Err(ApiError::no_such_path(path)),
+    }
+}
+
+fn aggregated_reply(v: serde_json::Value) -> Reply {
+    let mut r = Reply::json_value(StatusCode::OK, &v);
+    r.content_type = berth_api::discovery::AGGREGATED_CONTENT_TYPE;
+    r
+}
