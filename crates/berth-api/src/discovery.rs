@@ -222,6 +222,61 @@ pub fn with_discovery_version(mut doc: Value, version: &str) -> Value {
     doc
 }
 
+/// Which aggregated discovery version an `Accept` header asks for: `Some("v2")` or
+/// `Some("v2beta1")` when the first media range the server can serve is
+/// `application/json;g=apidiscovery.k8s.io;v=<version>;as=APIGroupDiscoveryList`, `None` when a
+/// plain JSON type (or `*/*`) comes first or nothing matches: then the legacy documents are
+/// served. Media ranges with `q=0` are skipped; otherwise the header's order is the preference.
+pub fn aggregated_version(accept: &str) -> Option<&'static str> {
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let (mut g, mut v, mut r#as, mut q_zero) = (None, None, None, false);
+        for p in parts {
+            let Some((key, value)) = p.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"');
+            match key.trim() {
+                "g" => g = Some(value),
+                "v" => v = Some(value),
+                "as" => r#as = Some(value),
+                "q" => q_zero = value.parse::<f32>().is_ok_and(|q| q <= 0.0),
+                _ => {}
+            }
+        }
+        if q_zero {
+            continue;
+        }
+        if media == "application/json"
+            && g == Some("apidiscovery.k8s.io")
+            && r#as == Some("APIGroupDiscoveryList")
+        {
+            match v {
+                Some("v2") => return Some("v2"),
+                Some("v2beta1") => return Some("v2beta1"),
+                _ => continue,
+            }
+        }
+        if g.is_none()
+            && r#as.is_none()
+            && matches!(media.as_str(), "application/json" | "application/*" | "*/*")
+        {
+            return None;
+        }
+    }
+    None
+}
+
+/// The Content-Type of an aggregated discovery reply of `version` (`v2` or `v2beta1`).
+pub fn aggregated_content_type(version: &str) -> &'static str {
+    if version == "v2beta1" {
+        AGGREGATED_CONTENT_TYPE_V2BETA1
+    } else {
+        AGGREGATED_CONTENT_TYPE
+    }
+}
+
 /// Legacy `GET /api`: `APIVersions`.
 pub fn api_versions(server_address: &str) -> Value {
     json!({
@@ -506,5 +561,38 @@ mod tests {
         let doc = with_discovery_version(aggregated_groups(), "v2beta1");
         assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2beta1");
         assert_eq!(doc["items"], aggregated_groups()["items"]);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(kubectl), Some("v2"));
+        let old = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(old), Some("v2beta1"));
+        assert_eq!(
+            aggregated_content_type("v2beta1"),
+            AGGREGATED_CONTENT_TYPE_V2BETA1
+        );
+        assert_eq!(aggregated_content_type("v2"), AGGREGATED_CONTENT_TYPE);
+        assert_eq!(aggregated_version("application/json, */*"), None);
+        assert_eq!(aggregated_version(""), None);
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList"
+            ),
+            None
+        );
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0, application/json"
+            ),
+            None
+        );
+        assert_eq!(
+            aggregated_version(
+                "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            ),
+            Some("v2")
+        );
     }
 }

@@ -259,7 +259,7 @@ fn refs_resolve_and_kinds_are_findable() {
     }
 }
 
-/// Writes the discovery and OpenAPI documents to `$BERTH_DUMP_DIR` for checking with a real
+/// Writes the discovery and OpenAPI documents to `$BERTH_DUMP_DIR` (as `<url path>/index.json`) for checking with a real
 /// kubectl against a static file server.
 #[test]
 #[ignore = "writes files; run by hand"]
@@ -269,7 +269,7 @@ fn dump_documents() {
     };
     let dir = std::path::Path::new(&dir);
     let write = |rel: &str, bytes: &[u8]| {
-        let path = dir.join(rel);
+        let path = dir.join(rel).join("index.json");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, bytes).expect("write");
     };
@@ -295,5 +295,5 @@ fn dump_documents() {
             write(&format!("openapi/v3/{path}"), bytes);
         }
     }
-    write("openapi/v3/index", &json(&v3_index()));
+    write("openapi/v3", &json(&v3_index()));
 }
