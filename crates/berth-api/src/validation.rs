@@ -430,6 +430,24 @@ pub fn validate(kind: &ResourceKind, obj: &Value, old: Option<&Value>) -> Vec<St
             }
             non_negative(spec, "leaseTransitions", "spec", &mut errs);
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            let plural = spec
+                .pointer("/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let group = str_of(spec, "group");
+            let name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !name.is_empty() && name != format!("{plural}.{group}") {
+                errs.push(StatusCause::invalid(
+                    "metadata.name",
+                    &Value::from(name),
+                    "must be spec.names.plural+\".\"+spec.group",
+                ));
+            }
+        }
         ("", "Event") => event(obj, "involvedObject", &mut errs),
         ("events.k8s.io", "Event") => {
             event(obj, "regarding", &mut errs);

@@ -854,3 +854,17 @@ fn events_k8s_io() {
         ]
     );
 }
+
+#[test]
+fn crd_names() {
+    let crd = json!({"metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {"group": "stable.example.com", "names": {"plural": "crontabs", "kind": "CronTab"}}});
+    let k = kind("apiextensions.k8s.io", "CustomResourceDefinition", false);
+    assert!(validate(&k, &crd, None).is_empty());
+    let mut bad = crd.clone();
+    bad["metadata"]["name"] = json!("crontab.stable.example.com");
+    assert_eq!(
+        validate(&k, &bad, None)[0].message,
+        "Invalid value: \"crontab.stable.example.com\": must be spec.names.plural+\".\"+spec.group"
+    );
+}
