@@ -1,0 +1,10 @@
+//! Berth's node agent (`berth agent`): runs the pods bound to this node on Docker Engine.
+//!
+//! Layout:
+//! - [`runtime`]: the container runtime layer: the [`runtime::ContainerRuntime`] trait, its
+//!   Docker implementation over bollard and an in-memory fake for tests. It knows nothing of the
+//!   Kubernetes API.
+//!
+//! The agent is an API client like any other: it never imports the server crates.
+
+pub mod runtime;
