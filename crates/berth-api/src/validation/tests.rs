@@ -868,3 +868,99 @@ fn crd_names() {
         "Invalid value: \"crontab.stable.example.com\": must be spec.names.plural+\".\"+spec.group"
     );
 }
+
+/// Arbitrary JSON shaped a little like objects: keys drawn from real field names.
+fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let keys = prop::sample::select(vec![
+        "metadata",
+        "name",
+        "namespace",
+        "labels",
+        "spec",
+        "containers",
+        "initContainers",
+        "image",
+        "ports",
+        "port",
+        "containerPort",
+        "protocol",
+        "volumes",
+        "volumeMounts",
+        "selector",
+        "matchLabels",
+        "matchExpressions",
+        "template",
+        "replicas",
+        "strategy",
+        "rollingUpdate",
+        "maxSurge",
+        "maxUnavailable",
+        "resources",
+        "limits",
+        "requests",
+        "cpu",
+        "type",
+        "data",
+        "status",
+        "jobTemplate",
+        "schedule",
+        "updateStrategy",
+        "livenessProbe",
+        "httpGet",
+        "env",
+        "valueFrom",
+        "fieldRef",
+        "subjects",
+        "roleRef",
+        "rules",
+        "verbs",
+        "clusterIP",
+        "behavior",
+        "volumeClaimTemplates",
+        "hostNetwork",
+        "tolerations",
+        "immutable",
+        "annotations",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z0-9%./-]{0,8}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((keys.clone(), inner), 0..6).prop_map(|kv| {
+                Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            }),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn defaulting_and_validation_never_panic_and_defaulting_is_idempotent(
+        obj in arb_json(),
+        old in arb_json(),
+    ) {
+        let kinds = [
+            ("", "Pod"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
+            ("apps", "ReplicaSet"), ("batch", "Job"), ("batch", "CronJob"), ("", "Service"),
+            ("", "Secret"), ("", "ConfigMap"), ("", "Namespace"), ("", "PersistentVolumeClaim"),
+            ("autoscaling", "HorizontalPodAutoscaler"), ("networking.k8s.io", "NetworkPolicy"),
+            ("rbac.authorization.k8s.io", "RoleBinding"), ("", "LimitRange"), ("", "Event"),
+        ];
+        for (g, k) in kinds {
+            let kd = kind(g, k, true);
+            let mut once = obj.clone();
+            crate::defaults::apply(&kd, &mut once);
+            let mut twice = once.clone();
+            crate::defaults::apply(&kd, &mut twice);
+            proptest::prop_assert_eq!(&once, &twice, "{} not idempotent", k);
+            let _ = validate(&kd, &once, Some(&old));
+            let _ = crate::fields::field_values(&kd, &once);
+        }
+    }
+}
