@@ -297,3 +297,103 @@ fn dump_documents() {
     }
     write("openapi/v3", &json(&v3_index()));
 }
+
+/// Subresources the registry may add later (log, exec, portforward, finalize) are named as
+/// kube-apiserver names them.
+#[test]
+fn stream_and_action_subresources() {
+    use crate::kinds::{ALL_VERBS, Subresource};
+    const POD: ResourceKind = ResourceKind {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        singular: "pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[
+            Subresource {
+                name: "log",
+                response_kind: ("", "v1", "Pod"),
+                verbs: &["get"],
+            },
+            Subresource {
+                name: "exec",
+                response_kind: ("", "v1", "PodExecOptions"),
+                verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "portforward",
+                response_kind: ("", "v1", "PodPortForwardOptions"),
+                verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "binding",
+                response_kind: ("", "v1", "Binding"),
+                verbs: &["create"],
+            },
+        ],
+        schema_name: "io.k8s.api.core.v1.Pod",
+        storage: ("", "pods"),
+    };
+    const NAMESPACE: ResourceKind = ResourceKind {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        singular: "namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        categories: &[],
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
+        subresources: &[Subresource {
+            name: "finalize",
+            response_kind: ("", "v1", "Namespace"),
+            verbs: &["update"],
+        }],
+        schema_name: "io.k8s.api.core.v1.Namespace",
+        storage: ("", "namespaces"),
+    };
+    let paths = gv_paths(&[POD, NAMESPACE], "", "v1");
+    let base = "/api/v1/namespaces/{namespace}/pods/{name}";
+    let log = &paths[&format!("{base}/log")];
+    assert_eq!(log["get"]["operationId"], "readCoreV1NamespacedPodLog");
+    assert!(has_param(log, "follow") && has_param(log, "container"));
+    let exec = &paths[&format!("{base}/exec")];
+    assert_eq!(
+        exec["get"]["operationId"],
+        "connectCoreV1GetNamespacedPodExec"
+    );
+    assert_eq!(
+        exec["post"]["operationId"],
+        "connectCoreV1PostNamespacedPodExec"
+    );
+    assert_eq!(exec["get"]["x-kubernetes-action"], "connect");
+    assert_eq!(
+        exec["get"]["x-kubernetes-group-version-kind"],
+        json!({"group": "", "kind": "PodExecOptions", "version": "v1"})
+    );
+    assert!(has_param(exec, "command") && has_param(exec, "stdout"));
+    assert_eq!(
+        paths[&format!("{base}/portforward")]["get"]["operationId"],
+        "connectCoreV1GetNamespacedPodPortforward"
+    );
+    let binding = &paths[&format!("{base}/binding")];
+    assert_eq!(
+        binding["post"]["operationId"],
+        "createCoreV1NamespacedPodBinding"
+    );
+    assert_eq!(
+        binding["post"]["requestBody"]["content"]["*/*"]["schema"]["$ref"],
+        "#/components/schemas/io.k8s.api.core.v1.Binding"
+    );
+    assert_eq!(
+        paths["/api/v1/namespaces/{name}/finalize"]["put"]["operationId"],
+        "replaceCoreV1NamespaceFinalize"
+    );
+    assert!(paths.contains_key("/api/v1/"));
+}
