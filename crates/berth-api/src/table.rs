@@ -1355,10 +1355,10 @@ fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
         _ => restarts.to_string(),
     };
 
+    // v1 objects that only carry `podIP` convert to a one-entry `podIPs`.
     let pod_ip = arr(pod, &["status", "podIPs"])
         .first()
-        .map(|ip| st(ip, &["ip"]))
-        .unwrap_or("");
+        .map_or_else(|| st(pod, &["status", "podIP"]), |ip| st(ip, &["ip"]));
     let gates = arr(pod, &["spec", "readinessGates"]);
     let readiness_gates = if gates.is_empty() {
         "<none>".to_string()
@@ -1460,9 +1460,15 @@ fn node_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
 
 fn service_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let svc_type = st(obj, &["spec", "type"]);
+    // v1 objects that only carry `clusterIP` convert to a one-entry `clusterIPs`.
     let cluster_ip = arr(obj, &["spec", "clusterIPs"])
         .first()
         .and_then(Value::as_str)
+        .or_else(|| {
+            get(obj, &["spec", "clusterIP"])
+                .and_then(Value::as_str)
+                .filter(|ip| !ip.is_empty())
+        })
         .unwrap_or("<none>");
     let external_ips: Vec<&str> = arr(obj, &["spec", "externalIPs"])
         .iter()

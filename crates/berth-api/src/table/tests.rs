@@ -253,6 +253,12 @@ fn pod_terminating_node_lost_and_gated() {
     p["status"]["reason"] = json!("NodeLost");
     assert_eq!(narrow(k, &p)[2], json!("Unknown"));
 
+    let legacy_ip = json!({"metadata": {"name": "l"}, "spec": {"containers": [{"name": "c"}]},
+        "status": {"phase": "Running", "podIP": "10.1.2.3"}});
+    assert_eq!(
+        cells(k, &legacy_ip, now())[5..8],
+        [json!("10.1.2.3"), json!("<none>"), json!("<none>")]
+    );
     let gated = json!({
         "metadata": {"name": "g"},
         "spec": {"containers": [{"name": "c"}]},
@@ -389,6 +395,11 @@ fn service_rows() {
         cells(k, &lb, now())[3],
         json!("203.0.113.7,lb.example.com,192.0.2.9")
     );
+    let single = svc(
+        json!({"type": "ClusterIP", "clusterIP": "10.96.7.7"}),
+        json!({}),
+    );
+    assert_eq!(cells(k, &single, now())[2], json!("10.96.7.7"));
     let headless = svc(
         json!({"type": "ClusterIP", "clusterIPs": ["None"]}),
         json!({}),
