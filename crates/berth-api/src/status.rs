@@ -321,10 +321,8 @@ impl ApiError {
         if let Some(name) = &self.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
-            if !group.is_empty() {
-                details.insert("group".into(), json!(group));
-            }
+        if let Some(group) = self.group.as_ref().filter(|g| !g.is_empty()) {
+            details.insert("group".into(), json!(group));
         }
         if let Some(kind) = &self.kind {
             details.insert("kind".into(), json!(kind));

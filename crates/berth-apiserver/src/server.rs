@@ -418,17 +418,16 @@ fn non_resource(parts: &http::request::Parts, path: &str) -> Result<Reply, ApiEr
         )));
     }
     let accept = header(parts, "accept").unwrap_or("");
-    let aggregated = accept.split(',').any(|c| {
-        c.contains("as=APIGroupDiscoveryList")
-            && c.contains("g=apidiscovery.k8s.io")
-            && c.contains("v=v2")
-            && !c.contains("v=v2beta1")
-    });
+    let aggregated = discovery::aggregated_version(accept);
     let trimmed = path.trim_end_matches('/');
     let segments: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["api"] if aggregated => Ok(aggregated_reply(discovery::aggregated_core())),
-        ["apis"] if aggregated => Ok(aggregated_reply(discovery::aggregated_groups())),
+        ["api"] if aggregated.is_some() => {
+            Ok(aggregated_reply(discovery::aggregated_core(), aggregated))
+        }
+        ["apis"] if aggregated.is_some() => {
+            Ok(aggregated_reply(discovery::aggregated_groups(), aggregated))
+        }
         ["api"] => {
             let host = header(parts, "host").unwrap_or("127.0.0.1:6443");
             Ok(Reply::json_value(
@@ -463,8 +462,11 @@ fn non_resource(parts: &http::request::Parts, path: &str) -> Result<Reply, ApiEr
     }
 }
 
-fn aggregated_reply(v: serde_json::Value) -> Reply {
-    let mut r = Reply::json_value(StatusCode::OK, &v);
-    r.content_type = berth_api::discovery::AGGREGATED_CONTENT_TYPE;
+/// An aggregated discovery document in the version the client asked for.
+fn aggregated_reply(doc: serde_json::Value, version: Option<&'static str>) -> Reply {
+    let version = version.unwrap_or("v2");
+    let doc = berth_api::discovery::with_discovery_version(doc, version);
+    let mut r = Reply::json_value(StatusCode::OK, &doc);
+    r.content_type = berth_api::discovery::aggregated_content_type(version);
     r
 }
