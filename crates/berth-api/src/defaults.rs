@@ -733,13 +733,9 @@ fn job(obj: &mut Value) {
             }
         }
         // The job strategy generates the selector and the pod labels from the UID unless the
-        // client asked for a manual selector.
+        // client asked for a manual selector; a client's selector gets the UID label added.
         let manual = m.get("manualSelector").and_then(Value::as_bool) == Some(true);
-        if !manual && !uid.is_empty() && is_null(m.get("selector")) {
-            m.insert(
-                "selector".to_string(),
-                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
-            );
+        if !manual && !uid.is_empty() {
             if let Some(tmeta) = m
                 .get_mut("template")
                 .and_then(|t| child(t, "metadata"))
@@ -755,6 +751,14 @@ fn job(obj: &mut Value) {
                     ("job-name", &name),
                 ] {
                     tmeta.entry(k).or_insert_with(|| json!(v));
+                }
+            }
+            default(m, "selector", json!({}));
+            if let Some(sel) = m.get_mut("selector").and_then(Value::as_object_mut) {
+                default(sel, "matchLabels", json!({}));
+                if let Some(ml) = sel.get_mut("matchLabels").and_then(Value::as_object_mut) {
+                    ml.entry("batch.kubernetes.io/controller-uid")
+                        .or_insert_with(|| json!(uid));
                 }
             }
         }

@@ -412,7 +412,10 @@ pub fn validate(kind: &ResourceKind, obj: &Value, old: Option<&Value>) -> Vec<St
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             workload(kind.kind, spec, &mut errs)
         }
-        ("batch", "Job") => job_spec(spec, "spec", true, &mut errs),
+        ("batch", "Job") => {
+            job_spec(spec, "spec", true, &mut errs);
+            generated_job_selector(obj, spec, &mut errs);
+        }
         ("batch", "CronJob") => cron_job(obj, spec, &mut errs),
         ("", "Service") => service(spec, &mut errs),
         ("", "ConfigMap") => config_map(obj, &mut errs),
@@ -1288,6 +1291,38 @@ fn job_spec(spec: &Value, path: &str, top_level: bool, errs: &mut Vec<StatusCaus
         Some(&["OnFailure", "Never"]),
         errs,
     );
+}
+
+/// Without `manualSelector`, a job's selector must select its own UID (the one the server
+/// generated). Checked only once the object has a UID.
+fn generated_job_selector(obj: &Value, spec: &Value, errs: &mut Vec<StatusCause>) {
+    if spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(sel) = spec.get("selector").filter(|s| !s.is_null()) else {
+        return;
+    };
+    if uid.is_empty() {
+        return;
+    }
+    let Ok(selector) = crate::selectors::from_json(sel) else {
+        return;
+    };
+    let matches = selector.matches(&[
+        ("batch.kubernetes.io/controller-uid", uid),
+        ("controller-uid", uid),
+    ]);
+    if !matches {
+        errs.push(StatusCause::invalid(
+            "spec.selector",
+            sel,
+            "`selector` not auto-generated",
+        ));
+    }
 }
 
 fn cron_job(obj: &Value, spec: &Value, errs: &mut Vec<StatusCause>) {

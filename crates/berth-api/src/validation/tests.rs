@@ -964,3 +964,35 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn job_selector_must_be_generated() {
+    let k = kind("batch", "Job", true);
+    let job = json!({"metadata": {"name": "pi", "namespace": "d", "uid": "u-1"},
+        "spec": {"selector": {"matchLabels": {"app": "pi"}},
+                 "template": {"metadata": {"labels": {"app": "pi"}},
+                              "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "perl"}]}}}});
+    // Defaulting adds the UID to the client's selector, but a selector of the client's own
+    // without `manualSelector` is still rejected, as Kubernetes does.
+    let mut d = job.clone();
+    crate::defaults::apply(&k, &mut d);
+    assert_eq!(
+        d["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        "u-1"
+    );
+    let errs = check("batch", "Job", &d, None);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].ends_with("`selector` not auto-generated"),
+        "{errs:?}"
+    );
+    // The generated selector is accepted.
+    let mut generated = job.clone();
+    generated["spec"]["selector"] = Value::Null;
+    crate::defaults::apply(&k, &mut generated);
+    assert!(check("batch", "Job", &generated, None).is_empty());
+    // A manual selector is the client's business.
+    let mut manual = job.clone();
+    manual["spec"]["manualSelector"] = json!(true);
+    assert!(check("batch", "Job", &manual, None).is_empty());
+}
