@@ -997,6 +997,30 @@ fn resources(r: Option<&Value>, path: &str, errs: &mut Vec<StatusCause>) {
     for part in ["limits", "requests"] {
         for (k, v) in obj_entries(r, part) {
             let field = format!("{path}.{part}[{k}]");
+            if !k.contains('/') {
+                let standard = matches!(k.as_str(), "cpu" | "memory" | "ephemeral-storage")
+                    || k.starts_with("hugepages-");
+                if !standard {
+                    errs.push(StatusCause::invalid(
+                        field,
+                        &Value::from(k.as_str()),
+                        "must be a standard resource for containers",
+                    ));
+                    continue;
+                }
+            } else {
+                let name_errs = qualified_name(k);
+                if !name_errs.is_empty() {
+                    for m in name_errs {
+                        errs.push(StatusCause::invalid(
+                            field.clone(),
+                            &Value::from(k.as_str()),
+                            m,
+                        ));
+                    }
+                    continue;
+                }
+            }
             match quantity_of(v) {
                 None => errs.push(StatusCause::invalid(field, v, QUANTITY_MSG)),
                 Some(q) if q.is_negative() => errs.push(StatusCause::invalid(
@@ -1512,6 +1536,28 @@ fn service(spec: &Value, errs: &mut Vec<StatusCause>) {
         false,
         errs,
     );
+    if ty != "ExternalName" {
+        not_supported(
+            spec,
+            "ipFamilyPolicy",
+            "spec",
+            &["PreferDualStack", "RequireDualStack", "SingleStack"],
+            false,
+            errs,
+        );
+    }
+    let families = items(spec, "ipFamilies");
+    for (i, f) in families.iter().enumerate() {
+        if !matches!(f.as_str(), Some("IPv4" | "IPv6")) {
+            errs.push(StatusCause::not_supported(
+                format!("spec.ipFamilies[{i}]"),
+                f,
+                &["IPv4", "IPv6"],
+            ));
+        } else if families[..i].contains(f) {
+            errs.push(StatusCause::duplicate(format!("spec.ipFamilies[{i}]"), f));
+        }
+    }
     for (k, v) in obj_entries(spec, "selector") {
         for m in label_key(k) {
             errs.push(StatusCause::invalid(

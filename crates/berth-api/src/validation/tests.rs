@@ -996,3 +996,26 @@ fn job_selector_must_be_generated() {
     manual["spec"]["manualSelector"] = json!(true);
     assert!(check("batch", "Job", &manual, None).is_empty());
 }
+
+#[test]
+fn resource_names_and_ip_families() {
+    let p = pod(
+        json!({"restartPolicy": "Always", "containers": [{"name": "c", "image": "x",
+        "resources": {"limits": {"gpu": "1", "nvidia.com/gpu": "1", "hugepages-2Mi": "2Mi"}}}]}),
+    );
+    assert_eq!(
+        check("", "Pod", &p, None),
+        vec![
+            "spec.containers[0].resources.limits[gpu]: Invalid value: \"gpu\": must be a standard resource for containers"
+        ]
+    );
+    let svc = json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"ports": [{"port": 80, "protocol": "TCP"}],
+        "ipFamilies": ["IPv4", "IPv4"], "ipFamilyPolicy": "Dual"}});
+    assert_eq!(
+        check("", "Service", &svc, None),
+        vec![
+            "spec.ipFamilyPolicy: Unsupported value: \"Dual\": supported values: \"PreferDualStack\", \"RequireDualStack\", \"SingleStack\"",
+            "spec.ipFamilies[1]: Duplicate value: \"IPv4\"",
+        ]
+    );
+}
