@@ -317,3 +317,95 @@ fn proc_parsers() {
         vec!["fd00::2".parse::<Ipv6Addr>().unwrap()]
     );
 }
+
+/// Real kubectl (when installed) accepts the serving certificate and the written kubeconfig,
+/// and the server sees the admin's client certificate.
+#[tokio::test]
+async fn kubectl_reads_version_with_written_kubeconfig() {
+    let Ok(kubectl) = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+    else {
+        eprintln!("kubectl not installed; skipping");
+        return;
+    };
+    assert!(kubectl.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ClusterPki::load_or_create(dir.path(), &[], None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    pki.write_admin_kubeconfig(&kubeconfig, &format!("https://127.0.0.1:{port}"))
+        .unwrap();
+    // This tiny server speaks HTTP/1.1 only.
+    let mut config = (*pki.server_config().unwrap()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    // kubectl's dispatcher asks /version first, then kubectl proper: serve every connection.
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let peers = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.to_vec())
+                .unwrap_or_default();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let user = ClientCertAuthenticator.authenticate(&Credentials {
+                client_certs: &peers,
+                authorization: None,
+            });
+            let _ = seen_tx.send((
+                String::from_utf8_lossy(&req).into_owned(),
+                user.ok().flatten(),
+            ));
+            let body = r#"{"major":"1","minor":"33","gitVersion":"v1.33.0-berth"}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(resp.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--request-timeout=5s", "get", "--raw", "/version"])
+        .output()
+        .await
+        .unwrap();
+    server.abort();
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("v1.33.0-berth"));
+    let mut seen = Vec::new();
+    while let Ok(s) = seen_rx.try_recv() {
+        seen.push(s);
+    }
+    assert!(!seen.is_empty());
+    for (req, user) in seen {
+        assert!(req.starts_with("GET /version"), "{req}");
+        let user = user.expect("kubectl presented the admin certificate");
+        assert_eq!(user.name, "berth-admin");
+        assert!(user.groups.iter().any(|g| g == "system:masters"));
+    }
+}
