@@ -242,6 +242,27 @@ impl std::fmt::Display for LabelSelector {
     }
 }
 
+/// A selector from a plain label map (a Service's or ReplicationController's `selector`), as
+/// Kubernetes' `SelectorFromSet`: every pair must match; an empty or absent map matches
+/// everything. Pairs are not validated.
+pub fn from_set(v: &Value) -> LabelSelector {
+    let mut requirements: Vec<Requirement> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, val)| Requirement {
+            key: k.clone(),
+            operator: Operator::In,
+            values: vec![val.as_str().unwrap_or_default().to_string()],
+        })
+        .collect();
+    requirements.sort_by(|a, b| a.key.cmp(&b.key));
+    LabelSelector {
+        requirements,
+        nothing: false,
+    }
+}
+
 /// Parses a `metav1.LabelSelector` JSON object (`matchLabels`, `matchExpressions` with
 /// `In`/`NotIn`/`Exists`/`DoesNotExist`). A `null` selector matches nothing; an object with no
 /// requirements matches everything.
@@ -735,6 +756,15 @@ mod tests {
                 .to_string(),
             "\"Bogus\" is not a valid label selector operator"
         );
+    }
+
+    #[test]
+    fn set_selectors() {
+        let s = from_set(&json!({"app": "web", "tier": "fe"}));
+        assert!(s.matches(&[("app", "web"), ("tier", "fe"), ("x", "y")]));
+        assert!(!s.matches(&[("app", "web")]));
+        assert!(from_set(&json!({})).is_empty());
+        assert!(from_set(&Value::Null).matches(&[]));
     }
 
     #[test]
