@@ -33,7 +33,10 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
         ("batch", "Job") => job(obj),
         ("batch", "CronJob") => cron_job(obj),
         ("", "Service") => service(obj),
-        ("", "Secret") => default_in(obj, "type", json!("Opaque")),
+        ("", "Secret") => {
+            default_in(obj, "type", json!("Opaque"));
+            merge_string_data(obj);
+        }
         ("", "Namespace") => namespace(obj),
         ("", "PersistentVolumeClaim") => {
             if let Some(spec) = child(obj, "spec") {
@@ -180,6 +183,29 @@ fn is_unset(v: Option<&Value>) -> bool {
         Some(Value::String(s)) => s.is_empty(),
         Some(Value::Number(n)) => n.as_i64() == Some(0),
         _ => false,
+    }
+}
+
+/// Kubernetes merges a Secret's write-only `stringData` into `data` (base64, overwriting) when
+/// it decodes the request, so `stringData` is never stored nor returned.
+fn merge_string_data(obj: &mut Value) {
+    use base64::Engine as _;
+    let Some(m) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = m.remove("stringData") else {
+        return;
+    };
+    if string_data.is_empty() {
+        return;
+    }
+    default(m, "data", json!({}));
+    if let Some(data) = m.get_mut("data").and_then(Value::as_object_mut) {
+        for (k, v) in string_data {
+            let text = v.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(k, Value::String(encoded));
+        }
     }
 }
 

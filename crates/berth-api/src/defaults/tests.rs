@@ -519,3 +519,17 @@ fn limit_ranges() {
     );
     assert!(lr["spec"]["limits"][1].get("default").is_none());
 }
+
+#[test]
+fn secret_string_data_is_merged() {
+    let s = defaulted(
+        "",
+        "v1",
+        "Secret",
+        json!({"metadata": {"name": "s"}, "data": {"a": "eA==", "b": "eA=="},
+               "stringData": {"b": "hello", "c": ""}}),
+    );
+    assert_eq!(s["data"], json!({"a": "eA==", "b": "aGVsbG8=", "c": ""}));
+    assert!(s.get("stringData").is_none());
+    assert_eq!(s["type"], "Opaque");
+}
