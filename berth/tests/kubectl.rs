@@ -326,7 +326,9 @@ spec:
 "#;
     let out = s.kubectl_ok_stdin(&["apply", "--server-side", "-f", "-"], manifest);
     assert!(out.contains("serverside-applied"), "{out}");
-    let other = manifest.replace("replicas: 3", "replicas: 7");
+    // The second manager applies only the field it cares about.
+    let other =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 7\n";
     let err = {
         let o = s.kubectl_stdin(
             &[
@@ -337,7 +339,7 @@ spec:
                 "-f",
                 "-",
             ],
-            Some(&other),
+            Some(other),
         );
         assert!(!o.status.success(), "a conflicting apply must fail");
         String::from_utf8_lossy(&o.stderr).into_owned()
@@ -356,7 +358,7 @@ spec:
             "-f",
             "-",
         ],
-        &other,
+        other,
     );
     assert_eq!(s.get_json(&["get", "deploy", "api"])["spec"]["replicas"], 7);
     // The first manager drops a label from its manifest: it is removed.
