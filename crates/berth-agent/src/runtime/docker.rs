@@ -542,14 +542,29 @@ impl ContainerRuntime for DockerRuntime {
             labels: Some(self.owned_labels(&spec.labels, None)),
             ..Default::default()
         };
-        let created = self.docker.create_network(request).await;
-        let created_id = match created {
+        let created_id = match self.docker.create_network(request).await {
             Ok(response) => Some(response.id),
-            // Newer engines refuse duplicate names; someone else won the race.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => None,
             Err(e) => {
+                // A concurrent caller may have won the race: newer engines answer 409 for the
+                // name, 20.10 answers 403 "Pool overlaps" for the winner's subnet.
+                // The winner may not be listed yet for a moment.
+                let contended = matches!(
+                    e,
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 403 | 409,
+                        ..
+                    }
+                );
+                let attempts = if contended { 20 } else { 1 };
+                for attempt in 0..attempts {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if let Some(winner) = self.networks_named(&spec.name).await?.into_iter().next()
+                    {
+                        return check(winner.info);
+                    }
+                }
                 return Err(engine_error(
                     &format!("network {:?}", spec.name),
                     "create network",
