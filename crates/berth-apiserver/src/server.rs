@@ -61,6 +61,9 @@ pub enum ServerError {
     /// Certificates could not be loaded or created.
     #[error("certificates: {0}")]
     Pki(#[from] crate::pki::PkiError),
+    /// The bearer token file could not be read.
+    #[error("authentication: {0}")]
+    Authn(#[from] crate::authn::AuthnError),
     /// The store failed.
     #[error("state store: {0}")]
     Store(#[from] berth_store::StoreError),
@@ -123,9 +126,10 @@ pub async fn start(
     let cache = WatchCache::start(Arc::clone(&store), config.watch_history).await?;
     let alloc = Allocators::start(Arc::clone(&store), cidr).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let authn: Box<dyn Authenticator> = Box::new(crate::authn::UnionAuthenticator(vec![Box::new(
-        crate::authn::ClientCertAuthenticator,
-    )]));
+    let authn: Box<dyn Authenticator> = Box::new(crate::authn::UnionAuthenticator(vec![
+        Box::new(crate::authn::ClientCertAuthenticator),
+        Box::new(crate::authn::TokenAuthenticator::load(&config.data_dir)?),
+    ]));
     let authz: Box<dyn Authorizer> = Box::new(crate::authz::UnionAuthorizer(vec![Box::new(
         crate::authz::SystemMastersAuthorizer,
     )]));
