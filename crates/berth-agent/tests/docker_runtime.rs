@@ -297,7 +297,7 @@ async fn pod_containers_share_localhost_on_a_fixed_ip() {
             &strings(&[
                 "sh",
                 "-c",
-                "echo \"$GREETING\"; cat /etc/resolv.conf; echo oops >&2; exit 7",
+                "echo \"$GREETING\"; hostname; cat /etc/resolv.conf; echo oops >&2; exit 7",
             ]),
             Duration::from_secs(10),
         )
@@ -305,7 +305,8 @@ async fn pod_containers_share_localhost_on_a_fixed_ip() {
         .expect("exec");
     assert_eq!(out.exit_code, 7);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("hi there\n"), "{stdout}");
+    // Containers share the sandbox's hostname.
+    assert!(stdout.starts_with("hi there\nweb\n"), "{stdout}");
     // On user-defined networks Docker writes its embedded DNS server (127.0.0.11), which
     // forwards to the configured servers; search and options are kept.
     assert!(

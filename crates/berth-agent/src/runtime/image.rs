@@ -2,13 +2,13 @@
 //!
 //! Owns the Dockerfile and the in-memory tar of the build context (`Dockerfile` plus the static
 //! `busybox` binary). Must not talk to the engine: [`super::ContainerRuntime::build_image_from_tar`]
-//! builds the tar this module returns.
+//! builds the tar this module returns ([`ensure_busybox_image`] only chains the two).
 
 use std::path::Path;
 
 use bytes::Bytes;
 
-use super::RuntimeError;
+use super::{ContainerRuntime, ImageInfo, RuntimeError};
 
 /// Where Debian's `busybox-static` installs its static binary.
 pub const DEFAULT_BUSYBOX_PATH: &str = "/bin/busybox";
@@ -39,6 +39,20 @@ pub fn dockerfile() -> String {
          LABEL dev.berth.image=sandbox\n\
          CMD [{cmd}]\n"
     )
+}
+
+/// Makes the busybox image present under `tag`: returns the existing image, or builds it from
+/// the static busybox binary at `busybox`.
+pub async fn ensure_busybox_image(
+    runtime: &dyn ContainerRuntime,
+    tag: &str,
+    busybox: &Path,
+) -> Result<ImageInfo, RuntimeError> {
+    if let Some(image) = runtime.image_present(tag).await? {
+        return Ok(image);
+    }
+    let tar = busybox_image_tar(busybox)?;
+    runtime.build_image_from_tar(tag, tar).await
 }
 
 /// The build context as a tar, from the static busybox binary at `busybox`.
@@ -111,6 +125,26 @@ mod tests {
                 ("busybox".to_owned(), 0o755)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn ensure_busybox_image_builds_only_when_absent() {
+        let fake = crate::runtime::FakeRuntime::new();
+        let busybox = std::env::temp_dir().join(format!("fake-busybox-{}", std::process::id()));
+        std::fs::write(&busybox, b"\x7fELF").expect("write");
+        let built = ensure_busybox_image(&fake, SANDBOX_IMAGE_TAG, &busybox)
+            .await
+            .expect("built");
+        let again = ensure_busybox_image(&fake, SANDBOX_IMAGE_TAG, &busybox)
+            .await
+            .expect("present");
+        let _ = std::fs::remove_file(&busybox);
+        assert_eq!(built, again);
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert_eq!(calls[0], format!("image_present {SANDBOX_IMAGE_TAG}"));
+        assert!(calls[1].starts_with(&format!("build_image_from_tar {SANDBOX_IMAGE_TAG} ")));
+        assert_eq!(calls[2], format!("image_present {SANDBOX_IMAGE_TAG}"));
     }
 
     #[test]
