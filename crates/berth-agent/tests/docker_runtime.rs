@@ -344,6 +344,33 @@ async fn pod_containers_share_localhost_on_a_fixed_ip() {
     assert_eq!(output, b"got:ping\n");
     assert_eq!(session.exit_code.await.expect("exit code"), 3);
 
+    // Closing stdin sends EOF (what `kubectl exec -i` relies on).
+    let mut session = rt
+        .exec(
+            &server_id,
+            &ExecSpec {
+                cmd: strings(&["cat"]),
+                stdin: true,
+                tty: false,
+            },
+        )
+        .await
+        .expect("exec cat");
+    let mut stdin = session.stdin.take().expect("stdin");
+    stdin.write_all(b"abc\ndef").await.expect("write");
+    stdin.shutdown().await.expect("close stdin");
+    let output = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut output = Vec::new();
+        while let Some(chunk) = session.output.next().await {
+            output.extend_from_slice(&chunk.expect("chunk").data);
+        }
+        output
+    })
+    .await
+    .expect("cat ends after EOF");
+    assert_eq!(output, b"abc\ndef");
+    assert_eq!(session.exit_code.await.expect("exit code"), 0);
+
     // The hostPort reaches the pod too.
     let response = http_get(SocketAddr::from((Ipv4Addr::LOCALHOST, host_port)));
     assert!(response.contains("hello-from-server"), "{response}");
@@ -437,6 +464,17 @@ async fn pod_containers_share_localhost_on_a_fixed_ip() {
         .await
         .expect("connect");
     assert!(other.list(&BTreeMap::new()).await.expect("list").is_empty());
+    // Nor does another node of the same cluster.
+    let other_node = DockerRuntime::connect(rt.cluster_uid(), "node-2")
+        .await
+        .expect("connect");
+    assert!(
+        other_node
+            .list(&BTreeMap::new())
+            .await
+            .expect("list")
+            .is_empty()
+    );
 
     // Teardown through the API.
     rt.stop(&server_id, Duration::from_secs(5))
@@ -623,6 +661,31 @@ async fn logs_tail_follow_and_timestamps() {
     .await;
     assert_eq!(since_start.len(), 7, "{since_start:?}");
     rt.stop(&id, Duration::from_secs(0)).await.expect("stop");
+
+    // A TTY container's logs are one raw stream: all stdout, CRLF line ends.
+    let mut tty = sh("tty", &sandbox, "echo out-1; echo err-1 >&2; echo out-2");
+    tty.tty = true;
+    let tty_id = rt.create_container(&tty).await.expect("create tty");
+    rt.start(&tty_id).await.expect("start tty");
+    wait_exited(rt, &tty_id, Duration::from_secs(10)).await;
+    let logs = collect_logs(rt, &tty_id, &LogOptions::default()).await;
+    assert!(
+        logs.iter().all(|c| c.stream == StreamKind::Stdout),
+        "{logs:?}"
+    );
+    assert_eq!(text(&logs), "out-1\r\nerr-1\r\nout-2\r\n");
+    let stamped = collect_logs(
+        rt,
+        &tty_id,
+        &LogOptions {
+            timestamps: true,
+            tail: Some(1),
+            ..LogOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(text(&stamped), "out-2\r\n", "{stamped:?}");
+    assert!(stamped.iter().all(|c| c.timestamp.is_some()), "{stamped:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
