@@ -559,6 +559,18 @@ async fn stop_sends_sigterm_then_sigkill_after_grace() {
         text(&collect_logs(rt, &stubborn_id, &LogOptions::default()).await).contains("got-term"),
         "SIGTERM was not delivered first"
     );
+    // A container over its memory limit is OOM-killed, and says so.
+    let mut hog = sh(
+        "hog",
+        &sandbox,
+        "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo ${#x}",
+    );
+    hog.memory_limit_bytes = Some(16 * 1024 * 1024);
+    let hog_id = rt.create_container(&hog).await.expect("create hog");
+    rt.start(&hog_id).await.expect("start hog");
+    let (code, reason) = wait_exited(rt, &hog_id, Duration::from_secs(20)).await;
+    assert_eq!((code, reason.as_str()), (137, "OOMKilled"));
+
     // Stopping an exited container is fine.
     rt.stop(&stubborn_id, Duration::from_secs(1))
         .await
