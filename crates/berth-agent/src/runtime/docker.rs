@@ -1069,6 +1069,88 @@ mod tests {
     }
 
     #[test]
+    fn inspect_of_an_exited_container_from_dockerd_20_10() {
+        // `docker inspect` of `docker run -m 32m --label ... busybox sh -c 'exit 3'`, API 1.41.
+        let raw = include_str!("testdata/inspect_exited_1.41.json");
+        let inspect: ContainerInspectResponse = serde_json::from_str(raw).expect("deserialize");
+        let status = status_of(inspect);
+        assert_eq!(
+            status.id,
+            "26231d47f933f032a3ca4c31119fc88f0b2b3e434cb1358427e43456de640809"
+        );
+        assert_eq!(status.name, "fixture-exited");
+        assert_eq!(status.image, "berth-test/busybox:1");
+        assert_eq!(
+            status.image_id,
+            "sha256:c07d6d2fa6c996649270fbb395b70bfca75f7f9e7ae271281485f5d90d52ae4f"
+        );
+        assert_eq!(status.restart_count, 4);
+        assert_eq!(status.labels[labels::CLUSTER], "c1");
+        let started: Timestamp = "2026-11-25T08:41:14.722253425Z".parse().expect("ts");
+        let finished: Timestamp = "2026-11-25T08:41:14.724391905Z".parse().expect("ts");
+        assert_eq!(
+            status.state,
+            ContainerState::Exited {
+                code: 3,
+                reason: "Error".to_owned(),
+                message: None,
+                started_at: Some(started),
+                finished_at: Some(finished),
+            }
+        );
+        assert_eq!(
+            status.created_at,
+            Some("2026-11-25T08:41:14.502650312Z".parse().expect("ts"))
+        );
+        // An exited container has no address any more.
+        assert_eq!(status.ip, None);
+    }
+
+    #[test]
+    fn engine_errors_map_by_status() {
+        let server = |status_code: u16| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: "msg".to_owned(),
+        };
+        assert!(matches!(
+            engine_error("container \"x\"", "inspect", server(404)),
+            RuntimeError::NotFound { what } if what.contains("container \"x\"")
+        ));
+        assert!(matches!(
+            engine_error("x", "create", server(409)),
+            RuntimeError::Conflict { .. }
+        ));
+        assert!(matches!(
+            engine_error("x", "create", server(500)),
+            RuntimeError::Engine { status: 500, .. }
+        ));
+        assert!(matches!(
+            engine_error("x", "create", bollard::errors::Error::RequestTimeoutError),
+            RuntimeError::Timeout { .. }
+        ));
+    }
+
+    #[test]
+    fn network_info_takes_the_single_ipv4_subnet() {
+        let ipam = Ipam {
+            driver: Some("default".to_owned()),
+            config: Some(vec![IpamConfig {
+                subnet: Some("10.244.9.0/24".to_owned()),
+                gateway: Some("10.244.9.1".to_owned()),
+                ..Default::default()
+            }]),
+            options: None,
+        };
+        let info = network_info("id".to_owned(), "n".to_owned(), Some(&ipam));
+        assert_eq!(info.subnet, Some("10.244.9.0/24".parse().expect("cidr")));
+        assert_eq!(info.gateway, Some(Ipv4Addr::new(10, 244, 9, 1)));
+        assert_eq!(
+            network_info("id".to_owned(), "n".to_owned(), None).subnet,
+            None
+        );
+    }
+
+    #[test]
     fn zero_time_is_none() {
         assert_eq!(parse_time(Some("0001-01-01T00:00:00Z")), None);
         assert!(parse_time(Some("2026-11-25T08:27:30.5Z")).is_some());
