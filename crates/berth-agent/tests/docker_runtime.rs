@@ -380,20 +380,25 @@ async fn pod_containers_share_localhost_on_a_fixed_ip() {
         .exec(
             &server_id,
             &ExecSpec {
-                cmd: strings(&["sh", "-c", "echo on-tty; echo err-on-tty >&2"]),
+                cmd: strings(&[
+                    "sh",
+                    "-c",
+                    "for i in $(seq 1 100); do s=$(stty size); [ \"$s\" = \"23 91\" ] && break; sleep 0.05; done; echo $s; echo on-tty; echo err-on-tty >&2",
+                ]),
                 stdin: false,
                 tty: true,
             },
         )
         .await
         .expect("tty exec");
+    rt.resize_exec(&session.id, 91, 23).await.expect("resize");
     let mut output = Vec::new();
     while let Some(chunk) = session.output.next().await {
         let chunk = chunk.expect("chunk");
         assert_eq!(chunk.stream, StreamKind::Stdout);
         output.extend_from_slice(&chunk.data);
     }
-    assert_eq!(output, b"on-tty\r\nerr-on-tty\r\n");
+    assert_eq!(output, b"23 91\r\non-tty\r\nerr-on-tty\r\n");
     assert_eq!(session.exit_code.await.expect("code"), 0);
 
     // User, read-only root filesystem and a read-only bind mount.

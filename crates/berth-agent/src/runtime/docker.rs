@@ -975,6 +975,18 @@ impl ContainerRuntime for DockerRuntime {
         })
     }
 
+    async fn resize_exec(
+        &self,
+        exec_id: &str,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError> {
+        self.docker
+            .resize_exec(exec_id, bollard::exec::ResizeExecOptions { height, width })
+            .await
+            .map_err(|e| engine_error(&format!("exec {exec_id:?}"), "resize exec", e))
+    }
+
     async fn logs(
         &self,
         id: &str,

@@ -553,6 +553,18 @@ impl ContainerRuntime for FakeRuntime {
         })
     }
 
+    async fn resize_exec(
+        &self,
+        exec_id: &str,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError> {
+        self.lock().enter(
+            "resize_exec",
+            format!("resize_exec {exec_id} {width}x{height}"),
+        )
+    }
+
     async fn logs(
         &self,
         id: &str,

@@ -725,6 +725,10 @@ pub trait ContainerRuntime: Send + Sync {
     /// Starts a command in a running container.
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecSession, RuntimeError>;
 
+    /// Resizes the TTY of an exec started with `tty: true` (`kubectl exec -t` window changes).
+    async fn resize_exec(&self, exec_id: &str, width: u16, height: u16)
+    -> Result<(), RuntimeError>;
+
     /// Runs a command without stdin and collects its output, failing with
     /// [`RuntimeError::Timeout`] after `timeout` (the command itself may go on running in the
     /// container: Docker cannot kill an exec).
