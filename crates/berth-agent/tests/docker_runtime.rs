@@ -383,7 +383,7 @@ async fn pod_containers_share_localhost_on_a_fixed_ip() {
                 cmd: strings(&[
                     "sh",
                     "-c",
-                    "for i in $(seq 1 100); do s=$(stty size); [ \"$s\" = \"23 91\" ] && break; sleep 0.05; done; echo $s; echo on-tty; echo err-on-tty >&2",
+                    "for i in $(seq 1 100); do s=$(stty size 2>/dev/null); [ \"$s\" = \"23 91\" ] && break; sleep 0.05; done; echo $s; echo on-tty; echo err-on-tty >&2",
                 ]),
                 stdin: false,
                 tty: true,
