@@ -565,4 +565,8 @@ async fn acknowledged_creates_survive_power_loss() {
         total_acked > 0,
         "some creates were acknowledged before the crashes"
     );
+    assert!(
+        natural_crashes >= 4,
+        "most power cuts hit mid-write ({natural_crashes})"
+    );
 }
