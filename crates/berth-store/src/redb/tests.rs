@@ -570,3 +570,43 @@ async fn acknowledged_creates_survive_power_loss() {
         "most power cuts hit mid-write ({natural_crashes})"
     );
 }
+
+/// Durable creates per second with 64 concurrent callers on a real file (prints the figure).
+/// Run with `cargo test -p berth-store --lib redb::tests::throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_of_durable_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("bench.redb")).unwrap();
+    let value = Bytes::from(vec![b'x'; 1024]);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let store = store.clone();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for i in 0..100 {
+                let begin = std::time::Instant::now();
+                store
+                    .create(&format!("/bench/{t}/{i}"), value.clone())
+                    .await
+                    .unwrap();
+                latencies.push(begin.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!(
+        "{} creates in {elapsed:?}: {:.0}/s, p99 {p99:?}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
+}
