@@ -268,7 +268,11 @@ impl Allocators {
 
     /// Allocates `requested` (if given) or a free address. The network and broadcast
     /// addresses are never handed out.
-    pub async fn allocate_ip(&self, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr, ApiError> {
+    pub async fn allocate_ip(
+        &self,
+        requested: Option<Ipv4Addr>,
+        service: &str,
+    ) -> Result<Ipv4Addr, ApiError> {
         let _g = self.lock.lock().await;
         let cidr = self.cidr;
         let offset = self
@@ -277,10 +281,14 @@ impl Allocators {
                 let o = match requested {
                     Some(ip) => {
                         let o = cidr.offset(ip).filter(|&o| o > 0 && o < cidr.size() - 1).ok_or_else(|| {
-                            invalid_field("spec.clusterIPs", &ip.to_string(), &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"))
+                            invalid_field(
+                                service,
+                                "spec.clusterIPs", &ip.to_string(), &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"))
                         })?;
                         if get_bit(bits, o) {
-                            return Err(invalid_field("spec.clusterIPs", &ip.to_string(), &format!("failed to allocate IP {ip}: provided IP is already allocated")));
+                            return Err(invalid_field(
+                                service,
+                                "spec.clusterIPs", &ip.to_string(), &format!("failed to allocate IP {ip}: provided IP is already allocated")));
                         }
                         o
                     }
@@ -314,6 +322,7 @@ impl Allocators {
         &self,
         requested: Option<u16>,
         field: &str,
+        service: &str,
     ) -> Result<u16, ApiError> {
         let _g = self.lock.lock().await;
         let size = self.ports.size;
@@ -323,11 +332,15 @@ impl Allocators {
                 let o = match requested {
                     Some(p) => {
                         if !(NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&p) {
-                            return Err(invalid_field(field, &p.to_string(), &format!("provided port is not in the valid range. The range of valid ports is {}-{}", NODE_PORT_RANGE.0, NODE_PORT_RANGE.1)));
+                            return Err(invalid_field(
+                                service,
+                                field, &p.to_string(), &format!("provided port is not in the valid range. The range of valid ports is {}-{}", NODE_PORT_RANGE.0, NODE_PORT_RANGE.1)));
                         }
                         let o = u32::from(p - NODE_PORT_RANGE.0);
                         if get_bit(bits, o) {
-                            return Err(invalid_field(field, &p.to_string(), "provided port is already allocated"));
+                            return Err(invalid_field(
+                                service,
+                                field, &p.to_string(), "provided port is already allocated"));
                         }
                         o
                     }
@@ -358,11 +371,11 @@ impl Allocators {
     }
 }
 
-fn invalid_field(field: &str, value: &str, detail: &str) -> ApiError {
+fn invalid_field(service: &str, field: &str, value: &str, detail: &str) -> ApiError {
     ApiError::invalid(
         "",
         "Service",
-        "",
+        service,
         vec![berth_api::StatusCause::invalid(
             field,
             &Value::String(value.to_string()),

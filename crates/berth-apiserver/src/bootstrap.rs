@@ -39,6 +39,12 @@ async fn create_if_missing(
 ) -> Result<(), ApiError> {
     let k = kinds::by_kind(group_version, kind)
         .ok_or_else(|| ApiError::internal(format!("kind {kind} is not registered")))?;
+    let name = berth_api::meta::name(&obj).to_string();
+    match api.objects.get(k, ns, &name).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.code == 404 => {}
+        Err(e) => return Err(e),
+    }
     match api.objects.create(k, ns, obj, &opts(), false).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),

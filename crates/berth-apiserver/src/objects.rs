@@ -847,6 +847,7 @@ impl Objects {
         svc: &mut Value,
         allocated: &mut Allocated,
     ) -> Result<(), ApiError> {
+        let name = meta::name(svc).to_string();
         let svc_type = svc
             .pointer("/spec/type")
             .and_then(Value::as_str)
@@ -879,10 +880,7 @@ impl Objects {
                         )
                     })?)
                 };
-                let ip = self.alloc.allocate_ip(requested).await.map_err(|mut e| {
-                    e.name = Some(meta::name(svc).to_string());
-                    e
-                })?;
+                let ip = self.alloc.allocate_ip(requested, &name).await?;
                 allocated.ips.push(ip);
                 svc["spec"]["clusterIP"] = json!(ip.to_string());
                 svc["spec"]["clusterIPs"] = json!([ip.to_string()]);
@@ -913,7 +911,7 @@ impl Objects {
                         Some(n) => {
                             let got = self
                                 .alloc
-                                .allocate_port(Some(n), &format!("spec.ports[{i}].nodePort"))
+                                .allocate_port(Some(n), &format!("spec.ports[{i}].nodePort"), &name)
                                 .await?;
                             allocated.ports.push(got);
                         }
@@ -933,7 +931,11 @@ impl Objects {
                                 None => {
                                     let n = self
                                         .alloc
-                                        .allocate_port(None, &format!("spec.ports[{i}].nodePort"))
+                                        .allocate_port(
+                                            None,
+                                            &format!("spec.ports[{i}].nodePort"),
+                                            &name,
+                                        )
                                         .await?;
                                     allocated.ports.push(n);
                                     n
