@@ -163,6 +163,23 @@ fn decode_into(
             }
             continue;
         }
+        if let (Ty::Msg(inner), false) = (f.ty, f.repeated) {
+            // A repeated occurrence of a singular message field merges into the first.
+            if wt != WireType::Len {
+                return Err(bad_wire(msg, f, wt));
+            }
+            let bytes = r.bytes()?;
+            let entry = out
+                .entry(f.name.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = entry {
+                decode_into(inner, bytes, depth + 1, m)?;
+            }
+            continue;
+        }
         let value = decode_value(msg, f, f.ty, wt, &mut r, depth)?;
         if f.repeated {
             let entry = out
@@ -273,6 +290,10 @@ fn decode_value(
             }
             Some(Value::String(s))
         }
+        Ty::RawJson => {
+            expect(WireType::Len)?;
+            decode_raw_json(msg, f, r.bytes()?)?
+        }
         Ty::IntOrString => {
             expect(WireType::Len)?;
             Some(decode_int_or_string(r.bytes()?)?)
@@ -345,6 +366,32 @@ fn decode_time(buf: &[u8]) -> Result<Option<Value>, ApiError> {
     Ok(Some(Value::String(
         ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
     )))
+}
+
+/// A message `{1 bytes raw}` whose bytes are JSON, rendered as that JSON; empty means unset.
+fn decode_raw_json(msg: &Message, f: &Field, buf: &[u8]) -> Result<Option<Value>, ApiError> {
+    let mut r = Reader::new(buf);
+    let mut raw: &[u8] = &[];
+    while let Some((n, w)) = r.tag()? {
+        match (n, w) {
+            (1, WireType::Len) => raw = r.bytes()?,
+            _ => {
+                return Err(ApiError::unsupported_media_type(format!(
+                    "protobuf decoding of {} field {} ({}) sub-field {n} is not supported",
+                    msg.name, f.num, f.name
+                )));
+            }
+        }
+    }
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice(raw).map(Some).map_err(|e| {
+        ApiError::bad_request(format!(
+            "protobuf {} field {} ({}) does not hold JSON: {e}",
+            msg.name, f.num, f.name
+        ))
+    })
 }
 
 /// `intstr.IntOrString {1 type, 2 intVal, 3 strVal}` as a JSON number or string.

@@ -33,6 +33,9 @@ pub(crate) enum Ty {
     Quantity,
     /// `intstr.IntOrString`, a number or a string.
     IntOrString,
+    /// A message whose field 1 holds JSON bytes (`metav1.FieldsV1`, `runtime.RawExtension`),
+    /// rendered as that JSON value.
+    RawJson,
     /// `map<string, string>`.
     MapStr,
     /// `map<string, bytes>`, values base64.
@@ -109,6 +112,7 @@ static OBJECT_META: Message = Message {
         f(12, "annotations", MapStr),
         r(13, "ownerReferences", Msg(&OWNER_REFERENCE)),
         r(14, "finalizers", Str),
+        r(17, "managedFields", Msg(&MANAGED_FIELDS_ENTRY)),
     ],
 };
 
@@ -121,6 +125,19 @@ static OWNER_REFERENCE: Message = Message {
         f(5, "apiVersion", Str),
         f(6, "controller", Bool),
         f(7, "blockOwnerDeletion", Bool),
+    ],
+};
+
+static MANAGED_FIELDS_ENTRY: Message = Message {
+    name: "meta.v1.ManagedFieldsEntry",
+    fields: &[
+        f(1, "manager", Str),
+        f(2, "operation", Str),
+        f(3, "apiVersion", Str),
+        f(4, "time", Time),
+        f(6, "fieldsType", Str),
+        f(7, "fieldsV1", RawJson),
+        f(8, "subresource", Str),
     ],
 };
 
@@ -274,7 +291,7 @@ static CONTAINER_PORT: Message = Message {
     fields: &[
         f(1, "name", Str),
         f(2, "hostPort", I32Z),
-        f(3, "containerPort", I32Z),
+        f(3, "containerPort", I32),
         f(4, "protocol", Str),
         f(5, "hostIP", Str),
     ],
@@ -329,11 +346,11 @@ static SERVICE_SPEC: Message = Message {
         f(13, "publishNotReadyAddresses", BoolZ),
         r(18, "clusterIPs", Str),
         r(19, "ipFamilies", Str),
-        f(20, "ipFamilyPolicy", Str),
-        f(21, "allocateLoadBalancerNodePorts", Bool),
-        f(22, "loadBalancerClass", Str),
-        f(23, "internalTrafficPolicy", Str),
-        f(24, "trafficDistribution", Str),
+        f(17, "ipFamilyPolicy", Str),
+        f(20, "allocateLoadBalancerNodePorts", Bool),
+        f(21, "loadBalancerClass", Str),
+        f(22, "internalTrafficPolicy", Str),
+        f(23, "trafficDistribution", Str),
     ],
 };
 
@@ -482,7 +499,7 @@ static JOB_SPEC: Message = Message {
         f(12, "backoffLimitPerIndex", I32),
         f(13, "maxFailedIndexes", I32),
         f(14, "podReplacementPolicy", Str),
-        f(16, "managedBy", Str),
+        f(15, "managedBy", Str),
     ],
 };
 

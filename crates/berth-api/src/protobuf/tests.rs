@@ -210,6 +210,62 @@ fn special_types_render_as_json() {
     assert_eq!(got["spec"]["maxUnavailable"], "50%");
 }
 
+#[test]
+fn fields_beyond_the_fixtures_use_the_real_numbers() {
+    // ServiceSpec.ipFamilyPolicy = 17, trafficDistribution = 23.
+    let mut spec = Vec::new();
+    len_field(17, b"SingleStack", &mut spec);
+    len_field(23, b"PreferClose", &mut spec);
+    let mut raw = Vec::new();
+    len_field(2, &spec, &mut raw);
+    let got = decode(&envelope("v1", "Service", &raw)).expect("service");
+    assert_eq!(
+        got["spec"],
+        json!({"ipFamilyPolicy": "SingleStack", "trafficDistribution": "PreferClose"})
+    );
+    // JobSpec.managedBy = 15.
+    let mut spec = Vec::new();
+    len_field(15, b"example.com/ctl", &mut spec);
+    let mut raw = Vec::new();
+    len_field(2, &spec, &mut raw);
+    let got = decode(&envelope("batch/v1", "Job", &raw)).expect("job");
+    assert_eq!(got["spec"], json!({"managedBy": "example.com/ctl"}));
+    // ObjectMeta.managedFields = 17 with FieldsV1 JSON.
+    let mut fields_v1 = Vec::new();
+    len_field(1, br#"{"f:data":{}}"#, &mut fields_v1);
+    let mut entry = Vec::new();
+    len_field(1, b"kubectl", &mut entry);
+    len_field(2, b"Apply", &mut entry);
+    len_field(6, b"FieldsV1", &mut entry);
+    len_field(7, &fields_v1, &mut entry);
+    let mut meta = Vec::new();
+    len_field(17, &entry, &mut meta);
+    let mut raw = Vec::new();
+    len_field(1, &meta, &mut raw);
+    let got = decode(&envelope("v1", "ConfigMap", &raw)).expect("configmap");
+    assert_eq!(
+        got["metadata"]["managedFields"],
+        json!([{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:data": {}}}])
+    );
+}
+
+#[test]
+fn singular_message_fields_merge_and_empty_map_values_stay() {
+    let mut m1 = Vec::new();
+    len_field(1, b"c", &mut m1);
+    let mut entry = Vec::new();
+    len_field(1, b"app", &mut entry);
+    len_field(2, b"", &mut entry);
+    let mut m2 = Vec::new();
+    len_field(11, &entry, &mut m2);
+    let mut raw = Vec::new();
+    len_field(1, &m1, &mut raw);
+    len_field(1, &m2, &mut raw);
+    let got = decode(&envelope("v1", "ConfigMap", &raw)).expect("configmap");
+    assert_eq!(got["metadata"], json!({"name": "c", "labels": {"app": ""}}));
+}
+
 proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
