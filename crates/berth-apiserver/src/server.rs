@@ -387,29 +387,49 @@ fn authorize(api: &Api, attrs: RequestAttributes) -> Result<(), ApiError> {
     }
 }
 
+/// How much of an oversized body is read and discarded before answering 413, so that
+/// HTTP/1.1 clients still writing receive the answer instead of a broken connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; a larger one is a 413.
 async fn read_body(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
-    if let Some(len) = header(parts, "content-length").and_then(|l| l.parse::<usize>().ok())
-        && len > MAX_BODY_BYTES
-    {
-        return Err(ApiError::too_large(MAX_BODY_BYTES));
-    }
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(ApiError::too_large(MAX_BODY_BYTES))
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "reading the request body failed: {e}"
-                )))
+    let declared = header(parts, "content-length").and_then(|l| l.parse::<usize>().ok());
+    let mut body = body;
+    if declared.is_none_or(|len| len <= MAX_BODY_BYTES) {
+        let mut collected = bytes::BytesMut::new();
+        loop {
+            match body.frame().await {
+                None => return Ok(collected.freeze()),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        collected.extend_from_slice(&data);
+                        if collected.len() > MAX_BODY_BYTES {
+                            break;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "reading the request body failed: {e}"
+                    )));
+                }
             }
         }
     }
+    // Too large: discard a bounded amount so the client can read the answer.
+    let mut drained = 0usize;
+    let drain = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                drained += data.len();
+                if drained > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+    Err(ApiError::too_large(MAX_BODY_BYTES))
 }
 
 /// Discovery and OpenAPI documents.
