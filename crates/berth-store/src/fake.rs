@@ -164,14 +164,14 @@ impl Store for FakeStore {
             .ok_or_else(|| StoreError::NotFound {
                 key: key.to_string(),
             })?;
-        if let Some(e) = expected {
-            if prev.mod_revision != e {
-                return Err(StoreError::Conflict {
-                    key: key.to_string(),
-                    expected: e,
-                    actual: prev.mod_revision,
-                });
-            }
+        if let Some(e) = expected
+            && prev.mod_revision != e
+        {
+            return Err(StoreError::Conflict {
+                key: key.to_string(),
+                expected: e,
+                actual: prev.mod_revision,
+            });
         }
         let rev = g.revision + 1;
         let kv = KeyValue {

@@ -77,10 +77,10 @@ fn start_etcd() -> Option<Etcd> {
 
 async fn connect(url: &str) -> EtcdStore {
     for _ in 0..100 {
-        if let Ok(s) = EtcdStore::connect(&[url.to_string()]).await {
-            if s.current_revision().await.is_ok() {
-                return s;
-            }
+        if let Ok(s) = EtcdStore::connect(&[url.to_string()]).await
+            && s.current_revision().await.is_ok()
+        {
+            return s;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
