@@ -570,3 +570,34 @@ fn pod_table_shows_kubectl_statuses() {
     let wide = s.kubectl_ok(&["get", "pods", "-o", "wide"]);
     assert!(wide.contains("NODE") && wide.contains("n1"), "{wide}");
 }
+
+#[test]
+fn explain_and_server_side_dry_run() {
+    if !kubectl_available() {
+        return;
+    }
+    let s = TestServer::start();
+    let out = s.kubectl_ok(&["explain", "deployment.spec.strategy"]);
+    assert!(
+        out.contains("rollingUpdate") && out.contains("RollingUpdate"),
+        "{out}"
+    );
+    let out = s.kubectl_ok(&["explain", "pods.spec.containers.ports"]);
+    assert!(
+        out.contains("containerPort") && out.contains("protocol"),
+        "{out}"
+    );
+    let out = s.kubectl_ok(&[
+        "create",
+        "configmap",
+        "dry",
+        "--from-literal=a=b",
+        "--dry-run=server",
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["data"]["a"], "b");
+    let err = s.kubectl_err(&["get", "cm", "dry"]);
+    assert!(err.contains("not found"), "{err}");
+}

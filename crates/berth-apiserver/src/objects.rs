@@ -74,6 +74,11 @@ pub enum Part {
     Main,
     /// The `status` subresource: everything but `status` is kept.
     Status,
+    /// A write the server makes on behalf of a subresource that Kubernetes implements below
+    /// the update path (`pods/binding`): the produced object is taken whole, spec and status,
+    /// and checked as a valid object rather than against update rules such as pod spec
+    /// immutability.
+    Internal,
 }
 
 /// The object store with Kubernetes object semantics.
@@ -590,7 +595,8 @@ impl Objects {
                 };
                 meta::set(&mut new, "generation", Some(json!(bumped)));
             }
-            let mut causes = berth_api::validation::validate(kind, &new, Some(&old));
+            let update_rules = (part != Part::Internal).then_some(&old);
+            let mut causes = berth_api::validation::validate(kind, &new, update_rules);
             causes.extend(validate_owner_references(&new));
             if !causes.is_empty() {
                 return Err(validation_error(kind, &new, causes));
@@ -1130,6 +1136,7 @@ fn merge_part(kind: &ResourceKind, part: Part, old: &Value, new: Value) -> Value
         return new;
     }
     match part {
+        Part::Internal => new,
         Part::Main => {
             let mut new = new;
             if let Some(m) = new.as_object_mut() {

@@ -176,7 +176,7 @@ pub async fn binding(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply,
         .and_then(Value::as_str)
         .map(str::to_string);
     api.objects
-        .update(req.kind, ns, name, Part::Main, &opts, |pod| {
+        .update(req.kind, ns, name, Part::Internal, &opts, |pod| {
             if let Some(uid) = &uid_pre
                 && uid != meta::uid(pod)
             {
@@ -209,17 +209,12 @@ pub async fn binding(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply,
             }
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(target);
+            set_condition(
+                &mut p,
+                json!({ "type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now }),
+            );
             // No precondition: a concurrent write is retried with the check above.
             meta::set(&mut p, "resourceVersion", None);
-            Ok(Produced::Object(p))
-        })
-        .await?;
-    // The PodScheduled condition is status: written through the status path.
-    api.objects
-        .update(req.kind, ns, name, Part::Status, &opts, |pod| {
-            let mut p = pod.clone();
-            meta::set(&mut p, "resourceVersion", None);
-            set_condition(&mut p, json!({ "type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now }));
             Ok(Produced::Object(p))
         })
         .await?;
