@@ -238,31 +238,20 @@ impl Allocators {
                 set_bit(&mut ports, u32::from(p - NODE_PORT_RANGE.0), true);
             }
         }
-        let (ip_bits, port_bits) = (ips, ports);
-        self.ips
-            .modify(self.store.as_ref(), |b| {
-                b.clone_from(&ip_bits);
-                Ok(())
-            })
-            .await
-            .map_err(|e| {
-                AllocError::Store(StoreError::Backend {
-                    message: e.message,
-                    source: None,
+        for (range, bits) in [(&self.ips, ips), (&self.ports, ports)] {
+            range
+                .modify(self.store.as_ref(), |b| {
+                    b.clone_from(&bits);
+                    Ok(())
                 })
-            })?;
-        self.ports
-            .modify(self.store.as_ref(), |b| {
-                b.clone_from(&port_bits);
-                Ok(())
-            })
-            .await
-            .map_err(|e| {
-                AllocError::Store(StoreError::Backend {
-                    message: e.message,
-                    source: None,
-                })
-            })?;
+                .await
+                .map_err(|e| {
+                    AllocError::Store(StoreError::Backend {
+                        message: e.message,
+                        source: None,
+                    })
+                })?;
+        }
         Ok(())
     }
 

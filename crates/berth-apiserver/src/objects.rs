@@ -1130,6 +1130,20 @@ fn graceful_period(kind: &ResourceKind, obj: &Value, asked: Option<i64>) -> Opti
     Some(asked.unwrap_or(default).max(0))
 }
 
+/// Sets `target.status` to `source.status`, or removes it when `source` has none.
+fn copy_status(target: &mut Value, source: &Value) {
+    if let Some(m) = target.as_object_mut() {
+        match source.get("status") {
+            Some(s) => {
+                m.insert("status".into(), s.clone());
+            }
+            None => {
+                m.remove("status");
+            }
+        }
+    }
+}
+
 /// Combines the stored object with a written one per the part written.
 fn merge_part(kind: &ResourceKind, part: Part, old: &Value, new: Value) -> Value {
     if !kind.has_status() {
@@ -1137,33 +1151,16 @@ fn merge_part(kind: &ResourceKind, part: Part, old: &Value, new: Value) -> Value
     }
     match part {
         Part::Internal => new,
+        // Writes to the main resource keep the stored status.
         Part::Main => {
             let mut new = new;
-            if let Some(m) = new.as_object_mut() {
-                match old.get("status") {
-                    Some(s) => {
-                        m.insert("status".into(), s.clone());
-                    }
-                    None => {
-                        m.remove("status");
-                    }
-                }
-            }
+            copy_status(&mut new, old);
             new
         }
+        // Status writers change the status only.
         Part::Status => {
             let mut merged = old.clone();
-            if let Some(m) = merged.as_object_mut() {
-                match new.get("status") {
-                    Some(s) => {
-                        m.insert("status".into(), s.clone());
-                    }
-                    None => {
-                        m.remove("status");
-                    }
-                }
-            }
-            // Status writers may not change metadata, except that managedFields follow the write.
+            copy_status(&mut merged, &new);
             merged
         }
     }
