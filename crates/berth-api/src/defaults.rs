@@ -10,6 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::kinds::ResourceKind;
+use crate::validation::VOLUME_SOURCES;
 
 /// Applies Kubernetes' defaults for `kind` to `obj` in place. Objects that are not JSON objects
 /// are left alone.
@@ -494,39 +495,6 @@ fn handler(h: &mut Map<String, Value>) {
         default(g, "service", json!(""));
     }
 }
-
-const VOLUME_SOURCES: &[&str] = &[
-    "hostPath",
-    "emptyDir",
-    "gcePersistentDisk",
-    "awsElasticBlockStore",
-    "gitRepo",
-    "secret",
-    "nfs",
-    "iscsi",
-    "glusterfs",
-    "persistentVolumeClaim",
-    "rbd",
-    "flexVolume",
-    "cinder",
-    "cephfs",
-    "flocker",
-    "downwardAPI",
-    "fc",
-    "azureFile",
-    "configMap",
-    "vsphereVolume",
-    "quobyte",
-    "azureDisk",
-    "photonPersistentDisk",
-    "projected",
-    "portworxVolume",
-    "scaleIO",
-    "storageos",
-    "csi",
-    "ephemeral",
-    "image",
-];
 
 fn volume(v: &mut Value) {
     let Some(m) = v.as_object_mut() else {

@@ -654,7 +654,9 @@ fn template(
 }
 
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-const VOLUME_SOURCES: &[&str] = &[
+/// The fields of a core/v1 `Volume` that each name a volume source; a volume sets exactly one
+/// (defaulting fills in `emptyDir` when none is set).
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",
