@@ -376,6 +376,24 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Checks the non-empty name of a list item at `field`: `check` gives its format errors, and a
+/// name already in `seen` is a duplicate. The name is then added to `seen`.
+fn unique_name<'a>(
+    name: &'a str,
+    field: String,
+    check: fn(&str) -> Vec<String>,
+    seen: &mut Vec<&'a str>,
+    errs: &mut Vec<StatusCause>,
+) {
+    for m in check(name) {
+        errs.push(StatusCause::invalid(field.clone(), &Value::from(name), m));
+    }
+    if seen.contains(&name) {
+        errs.push(StatusCause::duplicate(field, &Value::from(name)));
+    }
+    seen.push(name);
+}
+
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
         .and_then(Value::as_array)
@@ -698,20 +716,13 @@ fn pod_spec(spec: &Value, path: &str, ctx: PodContext, errs: &mut Vec<StatusCaus
         if name.is_empty() {
             errs.push(StatusCause::required(format!("{vp}.name")));
         } else {
-            for m in dns1123_label(name) {
-                errs.push(StatusCause::invalid(
-                    format!("{vp}.name"),
-                    &Value::from(name),
-                    m,
-                ));
-            }
-            if volume_names.contains(&name) {
-                errs.push(StatusCause::duplicate(
-                    format!("{vp}.name"),
-                    &Value::from(name),
-                ));
-            }
-            volume_names.push(name);
+            unique_name(
+                name,
+                format!("{vp}.name"),
+                dns1123_label,
+                &mut volume_names,
+                errs,
+            );
         }
         let sources = VOLUME_SOURCES.iter().filter(|s| is_set(v.get(**s))).count();
         if sources == 0 {
@@ -799,20 +810,7 @@ fn container<'a>(
     if name.is_empty() {
         errs.push(StatusCause::required(format!("{cp}.name")));
     } else {
-        for m in dns1123_label(name) {
-            errs.push(StatusCause::invalid(
-                format!("{cp}.name"),
-                &Value::from(name),
-                m,
-            ));
-        }
-        if names.contains(&name) {
-            errs.push(StatusCause::duplicate(
-                format!("{cp}.name"),
-                &Value::from(name),
-            ));
-        }
-        names.push(name);
+        unique_name(name, format!("{cp}.name"), dns1123_label, names, errs);
     }
     if str_of(c, "image").trim().is_empty() {
         errs.push(StatusCause::required(format!("{cp}.image")));
@@ -822,20 +820,13 @@ fn container<'a>(
         let pp = format!("{cp}.ports[{j}]");
         let pname = str_of(p, "name");
         if !pname.is_empty() {
-            for m in port_name(pname) {
-                errs.push(StatusCause::invalid(
-                    format!("{pp}.name"),
-                    &Value::from(pname),
-                    m,
-                ));
-            }
-            if port_names.contains(&pname) {
-                errs.push(StatusCause::duplicate(
-                    format!("{pp}.name"),
-                    &Value::from(pname),
-                ));
-            }
-            port_names.push(pname);
+            unique_name(
+                pname,
+                format!("{pp}.name"),
+                port_name,
+                &mut port_names,
+                errs,
+            );
         }
         match p.get("containerPort").and_then(Value::as_i64) {
             None | Some(0) => errs.push(StatusCause::required(format!("{pp}.containerPort"))),
@@ -1460,20 +1451,7 @@ fn service(spec: &Value, errs: &mut Vec<StatusCause>) {
                 errs.push(StatusCause::required(format!("{pp}.name")));
             }
         } else {
-            for m in dns1123_label(name) {
-                errs.push(StatusCause::invalid(
-                    format!("{pp}.name"),
-                    &Value::from(name),
-                    m,
-                ));
-            }
-            if names.contains(&name) {
-                errs.push(StatusCause::duplicate(
-                    format!("{pp}.name"),
-                    &Value::from(name),
-                ));
-            }
-            names.push(name);
+            unique_name(name, format!("{pp}.name"), dns1123_label, &mut names, errs);
         }
         match p.get("port").and_then(Value::as_i64) {
             Some(n) => port_range(n, &format!("{pp}.port"), errs),
