@@ -331,20 +331,7 @@ mod tests {
     use serde_json::json;
 
     fn kind(group: &'static str, k: &'static str) -> ResourceKind {
-        ResourceKind {
-            group,
-            version: "v1",
-            kind: k,
-            plural: "",
-            singular: "",
-            namespaced: true,
-            short_names: &[],
-            categories: &[],
-            verbs: &[],
-            subresources: &[],
-            schema_name: "",
-            storage: ("", ""),
-        }
+        crate::testutil::kind(group, "v1", k, true)
     }
 
     #[test]

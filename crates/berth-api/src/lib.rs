@@ -32,6 +32,8 @@ pub mod schema;
 pub mod selectors;
 pub mod status;
 pub mod table;
+#[cfg(test)]
+mod testutil;
 pub mod validation;
 
 pub use kinds::ResourceKind;

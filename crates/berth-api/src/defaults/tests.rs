@@ -6,20 +6,7 @@ use super::apply;
 use crate::kinds::ResourceKind;
 
 fn kind(group: &'static str, version: &'static str, k: &'static str) -> ResourceKind {
-    ResourceKind {
-        group,
-        version,
-        kind: k,
-        plural: "",
-        singular: "",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        verbs: &[],
-        subresources: &[],
-        schema_name: "",
-        storage: ("", ""),
-    }
+    crate::testutil::kind(group, version, k, true)
 }
 
 fn defaulted(group: &'static str, version: &'static str, k: &'static str, mut v: Value) -> Value {

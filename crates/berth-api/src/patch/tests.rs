@@ -2,34 +2,14 @@ use serde_json::json;
 
 use super::*;
 
-const DEPLOYMENT: ResourceKind = ResourceKind {
-    group: "apps",
-    version: "v1",
-    kind: "Deployment",
-    plural: "deployments",
-    singular: "deployment",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    verbs: &[],
-    subresources: &[],
-    schema_name: "io.k8s.api.apps.v1.Deployment",
-    storage: ("apps", "deployments"),
-};
+use crate::testutil::DEPLOYMENT;
 
 const POD: ResourceKind = ResourceKind {
-    group: "",
-    version: "v1",
-    kind: "Pod",
     plural: "pods",
     singular: "pod",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    verbs: &[],
-    subresources: &[],
     schema_name: "io.k8s.api.core.v1.Pod",
     storage: ("", "pods"),
+    ..crate::testutil::kind("", "v1", "Pod", true)
 };
 
 /// A live Deployment as the API server stores it after `kubectl apply` and defaulting.

@@ -1,22 +1,6 @@
 use super::*;
 use crate::kinds;
-
-fn deployment_kind() -> ResourceKind {
-    ResourceKind {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-        plural: "deployments",
-        singular: "deployment",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        verbs: &[],
-        subresources: &[],
-        schema_name: "io.k8s.api.apps.v1.Deployment",
-        storage: ("apps", "deployments"),
-    }
-}
+use crate::testutil::DEPLOYMENT;
 
 fn walk(mut node: Node, path: &[&str]) -> Node {
     for step in path {
@@ -33,7 +17,7 @@ fn walk(mut node: Node, path: &[&str]) -> Node {
 #[test]
 fn deployment_containers_merge_by_name() {
     let node = walk(
-        root(&deployment_kind()),
+        root(&DEPLOYMENT),
         &["spec", "template", "spec", "containers"],
     );
     let Node::List {
@@ -167,7 +151,7 @@ fn unknown_field_deep_in_pod_template() {
             }
         }
     });
-    let found = unknown_fields(&deployment_kind(), &obj);
+    let found = unknown_fields(&DEPLOYMENT, &obj);
     assert_eq!(
         found,
         vec![
@@ -244,8 +228,8 @@ fn prune_removes_what_unknown_fields_reports() {
         "metadata": {"name": "web", "$setElementOrder/finalizers": []},
         "spec": {"template": {"spec": {"containers": [{"name": "a", "bogus": true}]}}}
     });
-    let reported = unknown_fields(&deployment_kind(), &obj);
-    let pruned = prune_unknown_fields(&deployment_kind(), &mut obj);
+    let reported = unknown_fields(&DEPLOYMENT, &obj);
+    let pruned = prune_unknown_fields(&DEPLOYMENT, &mut obj);
     assert_eq!(reported, pruned);
     assert_eq!(
         pruned,
@@ -259,5 +243,5 @@ fn prune_removes_what_unknown_fields_reports() {
         obj["spec"]["template"]["spec"]["containers"][0],
         serde_json::json!({"name": "a"})
     );
-    assert!(unknown_fields(&deployment_kind(), &obj).is_empty());
+    assert!(unknown_fields(&DEPLOYMENT, &obj).is_empty());
 }

@@ -6,20 +6,7 @@ use super::*;
 use crate::kinds::ResourceKind;
 
 fn kind(group: &'static str, k: &'static str, namespaced: bool) -> ResourceKind {
-    ResourceKind {
-        group,
-        version: "v1",
-        kind: k,
-        plural: "",
-        singular: "",
-        namespaced,
-        short_names: &[],
-        categories: &[],
-        verbs: &[],
-        subresources: &[],
-        schema_name: "",
-        storage: ("", ""),
-    }
+    crate::testutil::kind(group, "v1", k, namespaced)
 }
 
 /// `field: message` of each cause, as kubectl prints them.
