@@ -467,6 +467,62 @@ fn request_body(types: &[&str], schema: &Value) -> Value {
     json!({"content": content(types, schema), "required": true})
 }
 
+/// The operations that read or write one whole object (or subresource) and return it.
+#[derive(Clone, Copy)]
+enum ObjectOp {
+    /// `get`: read it.
+    Read,
+    /// `put`: replace it with the request body.
+    Replace,
+    /// `post`: create it from the request body.
+    Create,
+    /// `patch`: patch it with a body of any of the patch types.
+    Patch,
+}
+
+impl Op<'static> {
+    /// The operation `which` on an object whose schema is `obj`: its action, parameters, request
+    /// body and responses are fixed by `which`.
+    fn on_object(
+        which: ObjectOp,
+        description: String,
+        operation_id: String,
+        gvk: Value,
+        obj: &Value,
+    ) -> Self {
+        let (action, parameters, request, codes): (_, _, _, &[(&str, &str)]) = match which {
+            ObjectOp::Read => ("get", Vec::new(), None, &[("200", "OK")]),
+            ObjectOp::Replace => (
+                "put",
+                params(WRITE_PARAMS),
+                Some(request_body(&["*/*"], obj)),
+                &[("200", "OK"), ("201", "Created")],
+            ),
+            ObjectOp::Create => (
+                "post",
+                params(WRITE_PARAMS),
+                Some(request_body(&["*/*"], obj)),
+                &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
+            ),
+            ObjectOp::Patch => (
+                "patch",
+                params(PATCH_PARAMS),
+                Some(request_body(PATCH_TYPES, &schema_ref(PATCH))),
+                &[("200", "OK"), ("201", "Created")],
+            ),
+        };
+        Op {
+            description,
+            operation_id,
+            action,
+            gvk,
+            parameters,
+            request,
+            responses: responses(codes, OBJECT_TYPES, obj),
+        }
+    }
+}
+
 /// Builds the paths of one kind into `paths`.
 fn kind_paths(k: &ResourceKind, prefix: &str, tag: &str, paths: &mut Map<String, Value>) {
     let gc = group_camel(k.group);
@@ -519,19 +575,13 @@ fn kind_paths(k: &ResourceKind, prefix: &str, tag: &str, paths: &mut Map<String,
         collection.insert("get".into(), op.into_value(tag));
     }
     if has("create") {
-        let op = Op {
-            description: format!("create a {kind}"),
-            operation_id: format!("create{gc}{vc}{ns}{kind}"),
-            action: "post",
-            gvk: gvk_v.clone(),
-            parameters: params(WRITE_PARAMS),
-            request: Some(request_body(&["*/*"], &obj)),
-            responses: responses(
-                &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
-                OBJECT_TYPES,
-                &obj,
-            ),
-        };
+        let op = Op::on_object(
+            ObjectOp::Create,
+            format!("create a {kind}"),
+            format!("create{gc}{vc}{ns}{kind}"),
+            gvk_v.clone(),
+            &obj,
+        );
         collection.insert("post".into(), op.into_value(tag));
     }
     if has("deletecollection") {
@@ -551,27 +601,23 @@ fn kind_paths(k: &ResourceKind, prefix: &str, tag: &str, paths: &mut Map<String,
     // One object: read, replace, delete, patch.
     let mut item = Map::new();
     if has("get") {
-        let op = Op {
-            description: format!("read the specified {kind}"),
-            operation_id: format!("read{gc}{vc}{ns}{kind}"),
-            action: "get",
-            gvk: gvk_v.clone(),
-            parameters: Vec::new(),
-            request: None,
-            responses: responses(&[("200", "OK")], OBJECT_TYPES, &obj),
-        };
+        let op = Op::on_object(
+            ObjectOp::Read,
+            format!("read the specified {kind}"),
+            format!("read{gc}{vc}{ns}{kind}"),
+            gvk_v.clone(),
+            &obj,
+        );
         item.insert("get".into(), op.into_value(tag));
     }
     if has("update") {
-        let op = Op {
-            description: format!("replace the specified {kind}"),
-            operation_id: format!("replace{gc}{vc}{ns}{kind}"),
-            action: "put",
-            gvk: gvk_v.clone(),
-            parameters: params(WRITE_PARAMS),
-            request: Some(request_body(&["*/*"], &obj)),
-            responses: responses(&[("200", "OK"), ("201", "Created")], OBJECT_TYPES, &obj),
-        };
+        let op = Op::on_object(
+            ObjectOp::Replace,
+            format!("replace the specified {kind}"),
+            format!("replace{gc}{vc}{ns}{kind}"),
+            gvk_v.clone(),
+            &obj,
+        );
         item.insert("put".into(), op.into_value(tag));
     }
     if has("delete") {
@@ -587,15 +633,13 @@ fn kind_paths(k: &ResourceKind, prefix: &str, tag: &str, paths: &mut Map<String,
         item.insert("delete".into(), op.into_value(tag));
     }
     if has("patch") {
-        let op = Op {
-            description: format!("partially update the specified {kind}"),
-            operation_id: format!("patch{gc}{vc}{ns}{kind}"),
-            action: "patch",
-            gvk: gvk_v.clone(),
-            parameters: params(PATCH_PARAMS),
-            request: Some(request_body(PATCH_TYPES, &schema_ref(PATCH))),
-            responses: responses(&[("200", "OK"), ("201", "Created")], OBJECT_TYPES, &obj),
-        };
+        let op = Op::on_object(
+            ObjectOp::Patch,
+            format!("partially update the specified {kind}"),
+            format!("patch{gc}{vc}{ns}{kind}"),
+            gvk_v.clone(),
+            &obj,
+        );
         item.insert("patch".into(), op.into_value(tag));
     }
     put(
@@ -840,55 +884,43 @@ fn subresource_paths(
         format!("{} of the specified {kind}", s.name)
     };
     if has("get") {
-        let op = Op {
-            description: format!("read {what}"),
-            operation_id: format!("read{gc}{vc}{ns}{kind}{sub}"),
-            action: "get",
-            gvk: gvk_v.clone(),
-            parameters: Vec::new(),
-            request: None,
-            responses: responses(&[("200", "OK")], OBJECT_TYPES, &obj),
-        };
+        let op = Op::on_object(
+            ObjectOp::Read,
+            format!("read {what}"),
+            format!("read{gc}{vc}{ns}{kind}{sub}"),
+            gvk_v.clone(),
+            &obj,
+        );
         item.insert("get".into(), op.into_value(tag));
     }
     if has("update") {
-        let op = Op {
-            description: format!("replace {what}"),
-            operation_id: format!("replace{gc}{vc}{ns}{kind}{sub}"),
-            action: "put",
-            gvk: gvk_v.clone(),
-            parameters: params(WRITE_PARAMS),
-            request: Some(request_body(&["*/*"], &obj)),
-            responses: responses(&[("200", "OK"), ("201", "Created")], OBJECT_TYPES, &obj),
-        };
+        let op = Op::on_object(
+            ObjectOp::Replace,
+            format!("replace {what}"),
+            format!("replace{gc}{vc}{ns}{kind}{sub}"),
+            gvk_v.clone(),
+            &obj,
+        );
         item.insert("put".into(), op.into_value(tag));
     }
     if has("create") {
-        let op = Op {
-            description: format!("create {} of a {kind}", s.name),
-            operation_id: format!("create{gc}{vc}{ns}{kind}{sub}"),
-            action: "post",
-            gvk: gvk_v.clone(),
-            parameters: params(WRITE_PARAMS),
-            request: Some(request_body(&["*/*"], &obj)),
-            responses: responses(
-                &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
-                OBJECT_TYPES,
-                &obj,
-            ),
-        };
+        let op = Op::on_object(
+            ObjectOp::Create,
+            format!("create {} of a {kind}", s.name),
+            format!("create{gc}{vc}{ns}{kind}{sub}"),
+            gvk_v.clone(),
+            &obj,
+        );
         item.insert("post".into(), op.into_value(tag));
     }
     if has("patch") {
-        let op = Op {
-            description: format!("partially update {what}"),
-            operation_id: format!("patch{gc}{vc}{ns}{kind}{sub}"),
-            action: "patch",
-            gvk: gvk_v,
-            parameters: params(PATCH_PARAMS),
-            request: Some(request_body(PATCH_TYPES, &schema_ref(PATCH))),
-            responses: responses(&[("200", "OK"), ("201", "Created")], OBJECT_TYPES, &obj),
-        };
+        let op = Op::on_object(
+            ObjectOp::Patch,
+            format!("partially update {what}"),
+            format!("patch{gc}{vc}{ns}{kind}{sub}"),
+            gvk_v,
+            &obj,
+        );
         item.insert("patch".into(), op.into_value(tag));
     }
     if !item.is_empty() {
