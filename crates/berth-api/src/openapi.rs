@@ -667,10 +667,12 @@ fn kind_paths(k: &ResourceKind, prefix: &str, tag: &str, paths: &mut Map<String,
             responses: responses(&[("200", "OK")], STREAM_TYPES, &list),
         };
         all.insert("get".into(), op.into_value(tag));
-        let mut common = params(LIST_PARAMS);
-        common.push(param("pretty"));
-        sort_params(&mut common);
-        put(paths, format!("{prefix}/{}", k.plural), all, common);
+        put(
+            paths,
+            format!("{prefix}/{}", k.plural),
+            all,
+            list_path_params(),
+        );
     }
     if has("watch") {
         let watch_op = |operation_id: String, action: &str, description: String| {
@@ -685,9 +687,7 @@ fn kind_paths(k: &ResourceKind, prefix: &str, tag: &str, paths: &mut Map<String,
             }
             .into_value(tag)
         };
-        let mut list_params = params(LIST_PARAMS);
-        list_params.push(param("pretty"));
-        sort_params(&mut list_params);
+        let list_params = list_path_params();
         let with = |mut extra: Vec<Value>| {
             extra.extend(list_params.iter().cloned());
             extra
@@ -764,6 +764,14 @@ fn put(
     paths.insert(path, Value::Object(item));
 }
 
+/// The common parameters of a list or watch path: the list parameters and `pretty`, sorted.
+fn list_path_params() -> Vec<Value> {
+    let mut p = params(LIST_PARAMS);
+    p.push(param("pretty"));
+    sort_params(&mut p);
+    p
+}
+
 fn sort_params(params: &mut [Value]) {
     params.sort_by(|a, b| {
         a["name"]
@@ -824,10 +832,7 @@ fn subresource_paths(
         let mut common = common;
         common.extend(params(extra));
         sort_params(&mut common);
-        if !item.is_empty() {
-            item.insert("parameters".into(), Value::Array(common));
-            paths.insert(path, Value::Object(item));
-        }
+        put(paths, path, item, common);
         return;
     }
 
@@ -863,8 +868,7 @@ fn subresource_paths(
                 "timestamps",
             ]));
             sort_params(&mut common);
-            item.insert("parameters".into(), Value::Array(common));
-            paths.insert(path, Value::Object(item));
+            put(paths, path, item, common);
         }
         return;
     }
@@ -923,10 +927,7 @@ fn subresource_paths(
         );
         item.insert("patch".into(), op.into_value(tag));
     }
-    if !item.is_empty() {
-        item.insert("parameters".into(), Value::Array(common));
-        paths.insert(path, Value::Object(item));
-    }
+    put(paths, path, item, common);
 }
 
 /// The paths of one group-version, sorted by path.
