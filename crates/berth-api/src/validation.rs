@@ -41,36 +41,29 @@ fn is_dns_label(s: &str, first_alpha: bool) -> bool {
 /// Checks an RFC 1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters), returning
 /// Kubernetes' messages.
 pub fn dns1123_label(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(max_len(63));
-    }
-    if !is_dns_label(s, false) {
-        errs.push(DNS1123_LABEL_MSG.to_string());
-    }
-    errs
+    length_and_format(s, 63, is_dns_label(s, false), DNS1123_LABEL_MSG)
 }
 
 /// Checks an RFC 1123 subdomain (dot-separated labels, at most 253 characters).
 pub fn dns1123_subdomain(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 253 {
-        errs.push(max_len(253));
-    }
-    if !s.split('.').all(|l| is_dns_label(l, false)) {
-        errs.push(DNS1123_SUBDOMAIN_MSG.to_string());
-    }
-    errs
+    let format_ok = s.split('.').all(|l| is_dns_label(l, false));
+    length_and_format(s, 253, format_ok, DNS1123_SUBDOMAIN_MSG)
 }
 
 /// Checks an RFC 1035 label (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63 characters).
 pub fn dns1035_label(s: &str) -> Vec<String> {
+    length_and_format(s, 63, is_dns_label(s, true), DNS1035_LABEL_MSG)
+}
+
+/// Kubernetes' two messages for a name-like string, in its order: longer than `max` bytes, then
+/// `format_msg` unless `format_ok`.
+fn length_and_format(s: &str, max: usize, format_ok: bool, format_msg: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(max_len(63));
+    if s.len() > max {
+        errs.push(max_len(max));
     }
-    if !is_dns_label(s, true) {
-        errs.push(DNS1035_LABEL_MSG.to_string());
+    if !format_ok {
+        errs.push(format_msg.to_string());
     }
     errs
 }
@@ -129,29 +122,15 @@ pub fn label_key(s: &str) -> Vec<String> {
 
 /// Checks a label value (empty, or a name part of at most 63 characters).
 pub fn label_value(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(max_len(63));
-    }
-    if !s.is_empty() && !is_name_part(s) {
-        errs.push(LABEL_VALUE_MSG.to_string());
-    }
-    errs
+    length_and_format(s, 63, s.is_empty() || is_name_part(s), LABEL_VALUE_MSG)
 }
 
 /// Checks a ConfigMap or Secret data key (`[-._a-zA-Z0-9]+`, not `.` or `..`, at most 253).
 pub fn config_key(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 253 {
-        errs.push(max_len(253));
-    }
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-    {
-        errs.push(CONFIG_KEY_MSG.to_string());
-    }
+    let format_ok = !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+    let mut errs = length_and_format(s, 253, format_ok, CONFIG_KEY_MSG);
     if s == "." {
         errs.push("must not be '.'".to_string());
     } else if s == ".." {
