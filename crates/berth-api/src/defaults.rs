@@ -149,7 +149,12 @@ fn default_nonzero(m: &mut Map<String, Value>, key: &str, value: Value) {
 /// The object at `key` of `v`, created empty if absent or null; `None` if `v` is not an object
 /// or the value at `key` is not an object.
 fn child<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
-    let m = v.as_object_mut()?;
+    child_of(v.as_object_mut()?, key)
+}
+
+/// The object at `key` of `m`, created empty if absent or null; `None` if the value at `key` is
+/// not an object.
+fn child_of<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
     default(m, key, json!({}));
     m.get_mut(key)?.as_object_mut()
 }
@@ -200,8 +205,7 @@ fn merge_string_data(obj: &mut Value) {
     if string_data.is_empty() {
         return;
     }
-    default(m, "data", json!({}));
-    if let Some(data) = m.get_mut("data").and_then(Value::as_object_mut) {
+    if let Some(data) = child_of(m, "data") {
         for (k, v) in string_data {
             let text = v.as_str().unwrap_or_default();
             let encoded = base64::engine::general_purpose::STANDARD.encode(text);
@@ -301,8 +305,7 @@ fn requests_from_limits(c: &mut Value) {
     if limits.is_empty() {
         return;
     }
-    default(res, "requests", json!({}));
-    if let Some(req) = res.get_mut("requests").and_then(Value::as_object_mut) {
+    if let Some(req) = child_of(res, "requests") {
         for (k, v) in limits {
             req.entry(k).or_insert(v);
         }
@@ -599,15 +602,13 @@ fn deployment(obj: &mut Value) {
     if let Some(spec) = existing(obj, &["spec"]) {
         let m = spec;
         default(m, "replicas", json!(1));
-        default(m, "strategy", json!({}));
-        if let Some(s) = m.get_mut("strategy").and_then(Value::as_object_mut) {
+        if let Some(s) = child_of(m, "strategy") {
             default(s, "type", json!("RollingUpdate"));
-            if s.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                default(s, "rollingUpdate", json!({}));
-                if let Some(ru) = s.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
-                    default(ru, "maxUnavailable", json!("25%"));
-                    default(ru, "maxSurge", json!("25%"));
-                }
+            if s.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                && let Some(ru) = child_of(s, "rollingUpdate")
+            {
+                default(ru, "maxUnavailable", json!("25%"));
+                default(ru, "maxSurge", json!("25%"));
             }
         }
         default(m, "revisionHistoryLimit", json!(10));
@@ -621,8 +622,7 @@ fn stateful_set(obj: &mut Value) {
         let m = spec;
         default(m, "replicas", json!(1));
         default(m, "podManagementPolicy", json!("OrderedReady"));
-        default(m, "updateStrategy", json!({}));
-        if let Some(s) = m.get_mut("updateStrategy").and_then(Value::as_object_mut) {
+        if let Some(s) = child_of(m, "updateStrategy") {
             // Only a defaulted type brings a default rollingUpdate; a given one keeps its own.
             if s.get("type")
                 .and_then(Value::as_str)
@@ -638,11 +638,7 @@ fn stateful_set(obj: &mut Value) {
             }
         }
         default(m, "revisionHistoryLimit", json!(10));
-        default(m, "persistentVolumeClaimRetentionPolicy", json!({}));
-        if let Some(p) = m
-            .get_mut("persistentVolumeClaimRetentionPolicy")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(p) = child_of(m, "persistentVolumeClaimRetentionPolicy") {
             default(p, "whenDeleted", json!("Retain"));
             default(p, "whenScaled", json!("Retain"));
         }
@@ -666,15 +662,13 @@ fn stateful_set(obj: &mut Value) {
 fn daemon_set(obj: &mut Value) {
     if let Some(spec) = existing(obj, &["spec"]) {
         let m = spec;
-        default(m, "updateStrategy", json!({}));
-        if let Some(s) = m.get_mut("updateStrategy").and_then(Value::as_object_mut) {
+        if let Some(s) = child_of(m, "updateStrategy") {
             default(s, "type", json!("RollingUpdate"));
-            if s.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                default(s, "rollingUpdate", json!({}));
-                if let Some(ru) = s.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
-                    default(ru, "maxUnavailable", json!(1));
-                    default(ru, "maxSurge", json!(0));
-                }
+            if s.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                && let Some(ru) = child_of(s, "rollingUpdate")
+            {
+                default(ru, "maxUnavailable", json!(1));
+                default(ru, "maxSurge", json!(0));
             }
         }
         default(m, "revisionHistoryLimit", json!(10));
@@ -733,10 +727,7 @@ fn job(obj: &mut Value) {
             if let Some(tmeta) = m
                 .get_mut("template")
                 .and_then(|t| child(t, "metadata"))
-                .and_then(|tm| {
-                    default(tm, "labels", json!({}));
-                    tm.get_mut("labels").and_then(Value::as_object_mut)
-                })
+                .and_then(|tm| child_of(tm, "labels"))
             {
                 for (k, v) in [
                     ("batch.kubernetes.io/controller-uid", &uid),
@@ -747,13 +738,11 @@ fn job(obj: &mut Value) {
                     tmeta.entry(k).or_insert_with(|| json!(v));
                 }
             }
-            default(m, "selector", json!({}));
-            if let Some(sel) = m.get_mut("selector").and_then(Value::as_object_mut) {
-                default(sel, "matchLabels", json!({}));
-                if let Some(ml) = sel.get_mut("matchLabels").and_then(Value::as_object_mut) {
-                    ml.entry("batch.kubernetes.io/controller-uid")
-                        .or_insert_with(|| json!(uid));
-                }
+            if let Some(sel) = child_of(m, "selector")
+                && let Some(ml) = child_of(sel, "matchLabels")
+            {
+                ml.entry("batch.kubernetes.io/controller-uid")
+                    .or_insert_with(|| json!(uid));
             }
         }
     }
@@ -895,11 +884,9 @@ fn namespace(obj: &mut Value) {
         .map(str::to_string);
     if let Some(name) = name
         && let Some(meta) = child(obj, "metadata")
+        && let Some(labels) = child_of(meta, "labels")
     {
-        default(meta, "labels", json!({}));
-        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
-            labels.insert("kubernetes.io/metadata.name".to_string(), json!(name));
-        }
+        labels.insert("kubernetes.io/metadata.name".to_string(), json!(name));
     }
     if let Some(spec) = child(obj, "spec") {
         default(spec, "finalizers", json!(["kubernetes"]));
@@ -932,8 +919,7 @@ fn hpa(obj: &mut Value, version: &str) {
     let Some(b) = m.get_mut("behavior").and_then(Value::as_object_mut) else {
         return;
     };
-    default(b, "scaleUp", json!({}));
-    if let Some(up) = b.get_mut("scaleUp").and_then(Value::as_object_mut) {
+    if let Some(up) = child_of(b, "scaleUp") {
         default(up, "stabilizationWindowSeconds", json!(0));
         default(up, "selectPolicy", json!("Max"));
         default(
@@ -945,8 +931,7 @@ fn hpa(obj: &mut Value, version: &str) {
             ]),
         );
     }
-    default(b, "scaleDown", json!({}));
-    if let Some(down) = b.get_mut("scaleDown").and_then(Value::as_object_mut) {
+    if let Some(down) = child_of(b, "scaleDown") {
         // No default window: the controller's --horizontal-pod-autoscaler-downscale-
         // stabilization flag applies.
         default(down, "selectPolicy", json!("Max"));
