@@ -1,34 +1,12 @@
 //! Tests of server-side apply and managed fields with real Deployment manifests.
 
 use super::*;
-use crate::kinds::Subresource;
 use serde_json::json;
 
-const DEPLOYMENT: ResourceKind = ResourceKind {
-    group: "apps",
-    version: "v1",
-    kind: "Deployment",
-    plural: "deployments",
-    singular: "deployment",
-    namespaced: true,
-    short_names: &["deploy"],
-    categories: &["all"],
-    verbs: crate::kinds::ALL_VERBS,
-    subresources: &[
-        Subresource {
-            name: "status",
-            response_kind: ("apps", "v1", "Deployment"),
-            verbs: &["get", "patch", "update"],
-        },
-        Subresource {
-            name: "scale",
-            response_kind: ("autoscaling", "v1", "Scale"),
-            verbs: &["get", "patch", "update"],
-        },
-    ],
-    schema_name: "io.k8s.api.apps.v1.Deployment",
-    storage: ("apps", "deployments"),
-};
+/// The registry's `apps/v1` Deployment: all verbs, `status` and `scale` subresources.
+fn deployment() -> &'static ResourceKind {
+    crate::kinds::by_kind("apps/v1", "Deployment").expect("registered kind")
+}
 
 fn t(secs: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_764_000_000 + secs).expect("valid time")
@@ -105,7 +83,7 @@ fn client_side_create(m: &Value) -> Value {
     sent["metadata"]["annotations"] = json!({ LAST_APPLIED_ANNOTATION: m.to_string() });
     let mut stored = as_stored(&sent);
     update(
-        &DEPLOYMENT,
+        deployment(),
         None,
         &mut stored,
         "kubectl-client-side-apply",
@@ -181,7 +159,7 @@ fn create_records_every_field_for_the_creator() {
 fn client_side_apply_then_other_manager_conflicts_on_replicas() {
     let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
     let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
-    let err = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap_err();
+    let err = apply(deployment(), Some(&live), &applied, "other", false, t(60)).unwrap_err();
     assert_eq!(err.code, 409);
     assert_eq!(err.reason, Reason::Conflict);
     assert_eq!(
@@ -203,7 +181,7 @@ fn client_side_apply_then_other_manager_conflicts_on_replicas() {
 fn force_takes_ownership_and_dropping_the_field_then_removes_it() {
     let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
     let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
-    let forced = apply(&DEPLOYMENT, Some(&live), &applied, "other", true, t(60)).unwrap();
+    let forced = apply(deployment(), Some(&live), &applied, "other", true, t(60)).unwrap();
     assert_eq!(forced["spec"]["replicas"], 3);
     let other = owner_set(&forced, "other", Operation::Apply);
     assert!(other.has(&fp(&["spec", "replicas"])));
@@ -226,7 +204,7 @@ fn force_takes_ownership_and_dropping_the_field_then_removes_it() {
     let mut live2 = forced.clone();
     live2["metadata"]["resourceVersion"] = json!("102");
     let dropped = manifest(None, "nginx:1.27", &[], &[("app", "nginx")]);
-    let out = apply(&DEPLOYMENT, Some(&live2), &dropped, "other", false, t(120)).unwrap();
+    let out = apply(deployment(), Some(&live2), &dropped, "other", false, t(120)).unwrap();
     assert!(out["spec"].get("replicas").is_none(), "{}", out["spec"]);
     assert!(!owner_set(&out, "other", Operation::Apply).has(&fp(&["spec", "replicas"])));
     // Unowned defaults and fields still owned by others stay.
@@ -241,7 +219,7 @@ fn force_takes_ownership_and_dropping_the_field_then_removes_it() {
 fn applying_the_same_value_is_shared_ownership_not_a_conflict() {
     let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
     let applied = manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]);
-    let out = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap();
+    let out = apply(deployment(), Some(&live), &applied, "other", false, t(60)).unwrap();
     assert!(owner_set(&out, "other", Operation::Apply).has(&fp(&["spec", "replicas"])));
     assert!(
         owner_set(&out, "kubectl-client-side-apply", Operation::Update)
@@ -254,7 +232,7 @@ fn applying_the_same_value_is_shared_ownership_not_a_conflict() {
 fn conflicts_are_listed_per_field() {
     let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
     let applied = manifest(Some(5), "nginx:1.28", &[], &[("app", "web")]);
-    let err = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap_err();
+    let err = apply(deployment(), Some(&live), &applied, "other", false, t(60)).unwrap_err();
     let fields: Vec<&str> = err.causes.iter().map(|c| c.field.as_str()).collect();
     assert_eq!(
         fields,
@@ -276,7 +254,7 @@ fn conflicts_are_listed_per_field() {
 #[test]
 fn apply_creates_with_apply_entry_only() {
     let applied = manifest(Some(2), "nginx:1.27", &[("A", "1")], &[("app", "nginx")]);
-    let out = apply(&DEPLOYMENT, None, &applied, "kubectl", false, t(0)).unwrap();
+    let out = apply(deployment(), None, &applied, "kubectl", false, t(0)).unwrap();
     let mut expected = applied.clone();
     expected["metadata"]
         .as_object_mut()
@@ -303,7 +281,7 @@ fn apply_creates_with_apply_entry_only() {
 fn list_map_items_are_owned_by_key() {
     // Two appliers own different containers and ports of the same Deployment.
     let a = manifest(Some(1), "nginx:1.27", &[], &[("app", "nginx")]);
-    let live = apply(&DEPLOYMENT, None, &a, "team-a", false, t(0)).unwrap();
+    let live = apply(deployment(), None, &a, "team-a", false, t(0)).unwrap();
     let live = as_stored(&live);
     let mut b = json!({
         "apiVersion": "apps/v1",
@@ -314,7 +292,7 @@ fn list_map_items_are_owned_by_key() {
             {"name": "sidecar", "image": "busybox"}
         ]}}},
     });
-    let out = apply(&DEPLOYMENT, Some(&live), &b, "team-b", false, t(10)).unwrap();
+    let out = apply(deployment(), Some(&live), &b, "team-b", false, t(10)).unwrap();
     let containers = out["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap();
@@ -352,7 +330,7 @@ fn list_map_items_are_owned_by_key() {
         .as_object_mut()
         .unwrap()
         .remove("ports");
-    let out2 = apply(&DEPLOYMENT, Some(&out), &b, "team-b", false, t(20)).unwrap();
+    let out2 = apply(deployment(), Some(&out), &b, "team-b", false, t(20)).unwrap();
     let c0 = &out2["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c0["ports"].as_array().unwrap().len(), 1);
     assert_eq!(c0["ports"][0]["containerPort"], 80);
@@ -361,7 +339,7 @@ fn list_map_items_are_owned_by_key() {
         .as_array_mut()
         .unwrap()
         .truncate(1);
-    let out3 = apply(&DEPLOYMENT, Some(&out2), &b, "team-b", false, t(30)).unwrap();
+    let out3 = apply(deployment(), Some(&out2), &b, "team-b", false, t(30)).unwrap();
     let names: Vec<&Value> = out3["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -383,9 +361,9 @@ fn dropped_env_var_and_label_are_removed() {
         &[("A", "1"), ("B", "2")],
         &[("app", "nginx"), ("tier", "web")],
     );
-    let live = as_stored(&apply(&DEPLOYMENT, None, &first, "kubectl", false, t(0)).unwrap());
+    let live = as_stored(&apply(deployment(), None, &first, "kubectl", false, t(0)).unwrap());
     let second = manifest(Some(1), "nginx:1.27", &[("A", "1")], &[("app", "nginx")]);
-    let out = apply(&DEPLOYMENT, Some(&live), &second, "kubectl", false, t(10)).unwrap();
+    let out = apply(deployment(), Some(&live), &second, "kubectl", false, t(10)).unwrap();
     let env = out["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .unwrap();
@@ -406,7 +384,7 @@ fn dropped_field_another_manager_owns_stays() {
     let labels = &[("app", "nginx"), ("tier", "web")];
     let live = as_stored(
         &apply(
-            &DEPLOYMENT,
+            deployment(),
             None,
             &manifest(Some(1), "nginx:1.27", &[], labels),
             "a",
@@ -416,7 +394,7 @@ fn dropped_field_another_manager_owns_stays() {
         .unwrap(),
     );
     let live = apply(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live),
         &manifest(Some(1), "nginx:1.27", &[], labels),
         "b",
@@ -425,7 +403,7 @@ fn dropped_field_another_manager_owns_stays() {
     )
     .unwrap();
     let out = apply(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live),
         &manifest(Some(1), "nginx:1.27", &[], &[("app", "nginx")]),
         "a",
@@ -445,7 +423,7 @@ fn update_takes_changed_fields_from_other_managers() {
     edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
     edited["metadata"]["labels"]["team"] = json!("blue");
     update(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live),
         &mut edited,
         "kubectl-edit",
@@ -467,7 +445,7 @@ fn update_takes_changed_fields_from_other_managers() {
     let mut with_status = edited.clone();
     with_status["status"] = json!({"replicas": 2, "observedGeneration": 1});
     update(
-        &DEPLOYMENT,
+        deployment(),
         Some(&edited),
         &mut with_status,
         "deployment-controller",
@@ -486,7 +464,7 @@ fn update_takes_changed_fields_from_other_managers() {
     let mut applied = manifest(Some(2), "nginx:1.28", &[], &[("app", "nginx")]);
     applied["status"] = json!({"replicas": 7});
     let out = apply(
-        &DEPLOYMENT,
+        deployment(),
         Some(&with_status),
         &applied,
         "other",
@@ -510,7 +488,7 @@ fn update_with_no_change_keeps_entries_and_removed_fields_lose_owners() {
         &[("app", "nginx"), ("x", "y")],
     ));
     let mut same = live.clone();
-    update(&DEPLOYMENT, Some(&live), &mut same, "someone", None, t(30));
+    update(deployment(), Some(&live), &mut same, "someone", None, t(30));
     assert_eq!(
         same["metadata"]["managedFields"],
         live["metadata"]["managedFields"]
@@ -521,7 +499,7 @@ fn update_with_no_change_keeps_entries_and_removed_fields_lose_owners() {
         .unwrap()
         .remove("x");
     update(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live),
         &mut removed,
         "someone",
@@ -537,7 +515,14 @@ fn update_with_no_change_keeps_entries_and_removed_fields_lose_owners() {
     let mut reset = live.clone();
     reset["metadata"]["managedFields"] = json!([]);
     reset["spec"]["replicas"] = json!(4);
-    update(&DEPLOYMENT, Some(&live), &mut reset, "someone", None, t(30));
+    update(
+        deployment(),
+        Some(&live),
+        &mut reset,
+        "someone",
+        None,
+        t(30),
+    );
     let list = entries(&reset);
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].manager, "someone");
@@ -547,7 +532,7 @@ fn update_with_no_change_keeps_entries_and_removed_fields_lose_owners() {
 fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     let live = client_side_create(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
     let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
-    let out = apply(&DEPLOYMENT, Some(&live), &applied, "kubectl", false, t(60)).unwrap();
+    let out = apply(deployment(), Some(&live), &applied, "kubectl", false, t(60)).unwrap();
     assert_eq!(out["spec"]["replicas"], 3);
     assert!(owner_set(&out, "kubectl", Operation::Apply).has(&fp(&["spec", "replicas"])));
     let annotation = meta::annotation(&out, LAST_APPLIED_ANNOTATION).unwrap();
@@ -558,7 +543,7 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     let mut edited = live2.clone();
     edited["spec"]["paused"] = json!(true);
     update(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live2),
         &mut edited,
         "kubectl-edit",
@@ -569,7 +554,7 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     let mut applied2 = applied.clone();
     applied2["spec"]["paused"] = json!(false);
     let err = apply(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live2),
         &applied2,
         "kubectl",
@@ -588,7 +573,7 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
 fn first_apply_to_an_object_without_managed_fields_records_before_first_apply() {
     let live = as_stored(&manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]));
     let applied = manifest(Some(3), "nginx:1.27", &[], &[("app", "nginx")]);
-    let err = apply(&DEPLOYMENT, Some(&live), &applied, "other", false, t(60)).unwrap_err();
+    let err = apply(deployment(), Some(&live), &applied, "other", false, t(60)).unwrap_err();
     assert_eq!(
         err.causes[0].message,
         "conflict with \"before-first-apply\" using apps/v1"
@@ -599,7 +584,7 @@ fn first_apply_to_an_object_without_managed_fields_records_before_first_apply() 
 fn apply_conflicts_with_apply_managers_are_named_without_version() {
     let live = as_stored(
         &apply(
-            &DEPLOYMENT,
+            deployment(),
             None,
             &manifest(Some(2), "nginx:1.27", &[], &[]),
             "a",
@@ -609,7 +594,7 @@ fn apply_conflicts_with_apply_managers_are_named_without_version() {
         .unwrap(),
     );
     let err = apply(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live),
         &manifest(Some(4), "nginx:1.27", &[], &[]),
         "b",
@@ -628,7 +613,7 @@ fn bad_applied_configurations_are_rejected() {
     let mut m = manifest(Some(1), "nginx", &[], &[]);
     m["kind"] = json!("StatefulSet");
     assert_eq!(
-        apply(&DEPLOYMENT, None, &m, "x", false, t(0))
+        apply(deployment(), None, &m, "x", false, t(0))
             .unwrap_err()
             .code,
         400
@@ -636,7 +621,7 @@ fn bad_applied_configurations_are_rejected() {
     let mut m = manifest(Some(1), "nginx", &[], &[]);
     m["metadata"]["managedFields"] = json!([]);
     assert_eq!(
-        apply(&DEPLOYMENT, None, &m, "x", false, t(0))
+        apply(deployment(), None, &m, "x", false, t(0))
             .unwrap_err()
             .code,
         400
@@ -647,7 +632,7 @@ fn bad_applied_configurations_are_rejected() {
         .unwrap()
         .remove("name");
     assert_eq!(
-        apply(&DEPLOYMENT, None, &m, "x", false, t(0))
+        apply(deployment(), None, &m, "x", false, t(0))
             .unwrap_err()
             .code,
         400
@@ -658,13 +643,13 @@ fn bad_applied_configurations_are_rejected() {
 fn set_lists_are_unioned_and_owned_by_value() {
     let mut first = manifest(Some(1), "nginx:1.27", &[], &[]);
     first["metadata"]["finalizers"] = json!(["example.com/a"]);
-    let live = as_stored(&apply(&DEPLOYMENT, None, &first, "a", false, t(0)).unwrap());
+    let live = as_stored(&apply(deployment(), None, &first, "a", false, t(0)).unwrap());
     let mut second = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "nginx", "namespace": "default", "finalizers": ["example.com/b"]},
     });
-    let out = apply(&DEPLOYMENT, Some(&live), &second, "b", false, t(1)).unwrap();
+    let out = apply(deployment(), Some(&live), &second, "b", false, t(1)).unwrap();
     assert_eq!(
         out["metadata"]["finalizers"],
         json!(["example.com/a", "example.com/b"])
@@ -681,7 +666,7 @@ fn set_lists_are_unioned_and_owned_by_value() {
     );
     // b drops its finalizer: a's stays.
     second["metadata"]["finalizers"] = json!([]);
-    let out2 = apply(&DEPLOYMENT, Some(&out), &second, "b", false, t(2)).unwrap();
+    let out2 = apply(deployment(), Some(&out), &second, "b", false, t(2)).unwrap();
     assert_eq!(out2["metadata"]["finalizers"], json!(["example.com/a"]));
 }
 
@@ -698,7 +683,7 @@ fn update_managers_are_capped_with_ancient_changes() {
             }
         }
         update(
-            &DEPLOYMENT,
+            deployment(),
             Some(&live),
             &mut next,
             &format!("m{i}"),
@@ -751,7 +736,7 @@ fn decodes_kubernetes_managed_fields_with_several_entries() {
 
 #[test]
 fn null_facing_an_object_records_only_the_fields_below() {
-    let node = schema::root(&DEPLOYMENT);
+    let node = schema::root(deployment());
     let old = json!({"spec": {"template": {"spec": {"securityContext": null}}}});
     let new = json!({"spec": {"template": {"spec": {"securityContext": {"runAsUser": 1000}}}}});
     let cmp = typed::compare(&node, Some(&old), Some(&new)).unwrap();
@@ -798,7 +783,7 @@ fn create_matches_kubernetes_for_kubectl_create_deployment() {
             "progressDeadlineSeconds": 600
         }
     });
-    update(&DEPLOYMENT, None, &mut obj, "kubectl-create", None, t(0));
+    update(deployment(), None, &mut obj, "kubectl-create", None, t(0));
     let got = &obj["metadata"]["managedFields"][0]["fieldsV1"];
     let want: Value = serde_json::from_str(
         r#"{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:progressDeadlineSeconds":{},"f:replicas":{},"f:revisionHistoryLimit":{},"f:selector":{},"f:strategy":{"f:rollingUpdate":{".":{},"f:maxSurge":{},"f:maxUnavailable":{}},"f:type":{}},"f:template":{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:ports":{".":{},"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}}}"#,
@@ -892,7 +877,7 @@ fn kubectl_upgrade_of_client_side_managers_then_dropping_a_label_removes_it() {
     }
     upgraded["metadata"]["managedFields"] = encode(&list);
     update(
-        &DEPLOYMENT,
+        deployment(),
         Some(&live),
         &mut upgraded,
         "kubectl",
@@ -905,7 +890,7 @@ fn kubectl_upgrade_of_client_side_managers_then_dropping_a_label_removes_it() {
         "managedFields sent by the client are kept"
     );
     let out = apply(
-        &DEPLOYMENT,
+        deployment(),
         Some(&upgraded),
         &manifest(Some(2), "nginx:1.27", &[], &[("app", "nginx")]),
         "kubectl",
@@ -918,7 +903,7 @@ fn kubectl_upgrade_of_client_side_managers_then_dropping_a_label_removes_it() {
 
 #[test]
 fn associative_list_merge_keeps_live_items_in_place_and_follows_the_configuration_order() {
-    let node = schema::root(&DEPLOYMENT);
+    let node = schema::root(deployment());
     let containers = |names: &[&str]| {
         let items: Vec<Value> = names
             .iter()
