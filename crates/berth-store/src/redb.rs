@@ -491,18 +491,27 @@ fn apply_op(
     Ok(Ok((output, Some(event))))
 }
 
+/// redb's page cache. Its default (1 GiB) would let the cache grow to a multiple of the data;
+/// the API server's watch cache already holds every current object, so the store's cache only
+/// needs to cover writes and point reads.
+const PAGE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 // ---- the store ----
 
 impl RedbStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| backend("open database", e))?;
+        let db = Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| backend("open database", e))?;
         Self::start(db)
     }
 
     /// Opens a database on a custom storage backend (tests simulate crashes with one).
     pub fn open_with_backend(backend_impl: impl redb::StorageBackend) -> Result<Self, StoreError> {
         let db = Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
             .create_with_backend(backend_impl)
             .map_err(|e| backend("open database", e))?;
         Self::start(db)
