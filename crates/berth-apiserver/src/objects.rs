@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use berth_api::{ApiError, ResourceKind, StatusCause, meta};
+use berth_api::{ApiError, ResourceKind, StatusCause, kinds, meta};
 use berth_store::{KeyValue, Revision, Store, StoreError};
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -403,11 +403,14 @@ impl Objects {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
+        name: &str,
     ) -> Result<(), ApiError> {
         let (true, Some(ns)) = (kind.namespaced, namespace) else {
             return Ok(());
         };
-        let key = format!("/registry/core/namespaces/{ns}");
+        let key = kinds::by_kind("v1", "Namespace")
+            .map(|k| k.key(None, ns))
+            .unwrap_or_else(|| format!("/registry/core/namespaces/{ns}"));
         let (kv, _) = self
             .store
             .get(&key)
@@ -419,8 +422,8 @@ impl Objects {
         let nsobj = decode_stored(&kv)?;
         if meta::is_deleting(&nsobj) {
             return Err(ApiError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                kind.plural, ""
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                berth_api::status::qualified(kind.group, kind.plural)
             )));
         }
         Ok(())
@@ -472,7 +475,8 @@ impl Objects {
         if !causes.is_empty() {
             return Err(validation_error(kind, &obj, causes));
         }
-        self.admit_namespace(kind, namespace).await?;
+        self.admit_namespace(kind, namespace, meta::name(&obj))
+            .await?;
         match applied_managed_fields {
             Some(mf) => meta::set(&mut obj, "managedFields", Some(mf)),
             None => {

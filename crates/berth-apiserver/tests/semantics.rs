@@ -291,3 +291,58 @@ async fn watch_sends_initial_state_and_honours_timeout() {
         .collect();
     assert_eq!(types, ["DELETED"], "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_namespace_refuses_new_content_and_empties() {
+    let h = common::start(Duration::from_secs(300)).await;
+    let c = &h.client;
+    let (code, _) = send(
+        c.post(h.url("/api/v1/namespaces"))
+            .json(&json!({"metadata":{"name":"old"}})),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let cms = h.url("/api/v1/namespaces/old/configmaps");
+    send(c.post(&cms).json(&json!({"metadata":{"name":"a"}}))).await;
+    // A pod bound to a node keeps the namespace terminating until its agent removes it.
+    let pod = json!({"metadata":{"name":"p"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"i:1"}]}});
+    let (code, _) = send(c.post(h.url("/api/v1/namespaces/old/pods")).json(&pod)).await;
+    assert_eq!(code, 201);
+    let (code, ns) = send(c.delete(h.url("/api/v1/namespaces/old"))).await;
+    assert_eq!(code, 200, "{ns}");
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    let (code, s) = send(c.post(&cms).json(&json!({"metadata":{"name":"late"}}))).await;
+    assert_eq!(code, 403, "{s}");
+    assert!(
+        s["message"].as_str().unwrap().contains("being terminated"),
+        "{s}"
+    );
+    // The namespace controller empties it: the ConfigMap goes, the pod waits for its agent.
+    let mut emptied = false;
+    for _ in 0..50 {
+        let (code, _) = send(c.get(format!("{cms}/a"))).await;
+        if code == 404 {
+            emptied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        emptied,
+        "the ConfigMap was deleted by the namespace controller"
+    );
+    let (_, pod) = send(c.get(h.url("/api/v1/namespaces/old/pods/p"))).await;
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
+    // The agent's final delete lets the namespace go.
+    send(c.delete(h.url("/api/v1/namespaces/old/pods/p?gracePeriodSeconds=0"))).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let (code, _) = send(c.get(h.url("/api/v1/namespaces/old"))).await;
+        if code == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the namespace is removed once empty");
+}
