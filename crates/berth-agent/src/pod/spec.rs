@@ -142,6 +142,14 @@ pub enum SpecError {
         /// The value.
         value: String,
     },
+    /// `runAsNonRoot` is set but the container would run as UID 0.
+    #[error("container's runAsUser breaks non-root policy (pod: {pod:?}, container: {container})")]
+    NonRootViolation {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The container.
+        container: String,
+    },
     /// The pod lacks something every pod has (name, namespace, uid, spec).
     #[error("pod has no {field}")]
     MissingField {
@@ -157,7 +165,8 @@ pub struct PodContext {
     pub node_name: String,
     /// The node's IP (`status.hostIP`).
     pub host_ip: Option<IpAddr>,
-    /// The pod's IP (`status.podIP`), once the sandbox has one.
+    /// The pod's IP (`status.podIP`): the sandbox's IP once it has one, or the IPv4 address the
+    /// agent wants the sandbox to get (then also [`SandboxSpec::ip`]).
     pub pod_ip: Option<IpAddr>,
     /// Cluster DNS servers; empty means `ClusterFirst` falls back to `Default`.
     pub cluster_dns: Vec<IpAddr>,
@@ -872,6 +881,20 @@ pub fn container_spec(
     let gid = sc
         .and_then(|s| s.run_as_group)
         .or_else(|| pod_sc.and_then(|s| s.run_as_group));
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_non_root))
+        .unwrap_or(false);
+    if non_root && uid == Some(0) {
+        return Err(SpecError::NonRootViolation {
+            pod: format!(
+                "{}/{}",
+                pod_namespace(pod),
+                pod.metadata.name.as_deref().unwrap_or("")
+            ),
+            container: container.name.clone(),
+        });
+    }
     out.user = uid.map(|u| match gid {
         Some(g) => format!("{u}:{g}"),
         None => u.to_string(),

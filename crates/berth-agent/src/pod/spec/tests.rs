@@ -853,3 +853,23 @@ fn emptydir_and_hostpath_have_no_files() {
     ]}));
     assert!(volume_files(&p, &ctx()).expect("files").is_empty());
 }
+
+#[test]
+fn run_as_non_root_refuses_uid_zero() {
+    let p = pod_with(json!({
+        "securityContext": {"runAsNonRoot": true},
+        "containers": [{"name": "app", "image": "busybox", "securityContext": {"runAsUser": 0}}]
+    }));
+    assert_eq!(
+        build(&p, &ctx()).expect_err("root").to_string(),
+        "container's runAsUser breaks non-root policy (pod: \"shop/web-5d8f7c9b7-x2x4k\", container: app)"
+    );
+    let p = pod_with(json!({
+        "securityContext": {"runAsNonRoot": true, "runAsUser": 1000},
+        "containers": [{"name": "app", "image": "busybox"}]
+    }));
+    assert_eq!(
+        build(&p, &ctx()).expect("non-root").user.as_deref(),
+        Some("1000")
+    );
+}
