@@ -1,6 +1,6 @@
 //! Translation of a Kubernetes Pod into the runtime layer's specs: the sandbox
-//! ([`sandbox_spec`]), each container ([`container_spec`]) and the files of its ConfigMap and
-//! Secret volumes ([`volume_files`]).
+//! ([`sandbox_spec`]), each container ([`container_spec`]) and the files of its ConfigMap,
+//! Secret, downward API and projected volumes ([`volume_files`]).
 //!
 //! Owns the kubelet's rules for hostname, DNS policy, `hostPort` publishing, command and args,
 //! environment (order, `$(VAR)` expansion, `valueFrom`, `envFrom`, the downward API and the
@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
 use berth_api::quantity::{Quantity as Nano, parse_quantity};
-use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, PodSpec, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, DownwardAPIVolumeFile, KeyToPath, Pod, PodSpec, Volume,
+};
 
 use crate::runtime::{
     ContainerSpec, CpuLimit, DnsConfig, Mount, PortMapping, Protocol, SandboxId, SandboxSpec,
@@ -523,13 +525,15 @@ fn ceil_div(value: Nano, divisor: Nano) -> String {
 /// The value of a `resourceFieldRef`, rounded up in units of its divisor.
 fn resource_ref_value(
     pod: &Pod,
-    own: &Container,
+    own: Option<&Container>,
     ctx: &PodContext,
     selector: &k8s_openapi::api::core::v1::ResourceFieldSelector,
 ) -> Result<String, SpecError> {
     let spec = pod_spec(pod)?;
     let container = match selector.container_name.as_deref() {
-        None | Some("") => own,
+        None | Some("") => own.ok_or_else(|| SpecError::MissingField {
+            field: "resourceFieldRef.containerName".into(),
+        })?,
         Some(name) => spec
             .containers
             .iter()
@@ -670,7 +674,7 @@ fn environment(pod: &Pod, container: &Container, ctx: &PodContext) -> Result<Env
             } else if let Some(r) = &from.field_ref {
                 field_ref_value(pod, ctx, &r.field_path)?
             } else if let Some(r) = &from.resource_field_ref {
-                resource_ref_value(pod, container, ctx, r)?
+                resource_ref_value(pod, Some(container), ctx, r)?
             } else {
                 String::new()
             }
@@ -755,6 +759,9 @@ fn volume_host_path(volume: &Volume, ctx: &PodContext) -> Result<(PathBuf, bool)
     }
     if is_service_account_volume(volume) {
         return Ok((ctx.service_account_dir.clone(), true));
+    }
+    if volume.downward_api.is_some() || volume.projected.is_some() {
+        return Ok((ctx.volume_root.join(&volume.name), true));
     }
     Err(SpecError::UnsupportedVolume {
         volume: volume.name.clone(),
@@ -956,48 +963,172 @@ fn item_files(
     Ok(out)
 }
 
-/// The files of the pod's ConfigMap and Secret volumes, for the agent to write (and rewrite
-/// when the sources change).
+/// Files of a ConfigMap source (volume or projection).
+fn config_map_files(
+    volume: &str,
+    name: &str,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+    optional: Option<bool>,
+    ctx: &PodContext,
+) -> Result<Vec<VolumeFile>, SpecError> {
+    let optional = is_optional(optional);
+    let data = match ctx.config_maps.get(name) {
+        Some(d) => d,
+        None if optional => return Ok(Vec::new()),
+        None => {
+            return Err(SpecError::ConfigMapNotFound {
+                name: name.to_string(),
+            });
+        }
+    };
+    item_files(volume, data, items, default_mode, optional, |key| {
+        SpecError::ConfigMapVolumeKey { key: key.into() }
+    })
+}
+
+/// Files of a Secret source (volume or projection).
+fn secret_files(
+    volume: &str,
+    name: &str,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+    optional: Option<bool>,
+    ctx: &PodContext,
+) -> Result<Vec<VolumeFile>, SpecError> {
+    let optional = is_optional(optional);
+    let data = match ctx.secrets.get(name) {
+        Some(d) => d,
+        None if optional => return Ok(Vec::new()),
+        None => {
+            return Err(SpecError::SecretNotFound {
+                name: name.to_string(),
+            });
+        }
+    };
+    item_files(volume, data, items, default_mode, optional, |key| {
+        SpecError::SecretVolumeKey { key: key.into() }
+    })
+}
+
+/// A map as the downward API writes it to a file: sorted `key="value"` lines.
+fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Files of a downward API source (volume or projection).
+fn downward_files(
+    pod: &Pod,
+    ctx: &PodContext,
+    volume: &str,
+    items: Option<&Vec<DownwardAPIVolumeFile>>,
+    default_mode: Option<i32>,
+) -> Result<Vec<VolumeFile>, SpecError> {
+    let default_mode = default_mode
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(DEFAULT_FILE_MODE);
+    let mut out = Vec::new();
+    for item in items.into_iter().flatten() {
+        let text = if let Some(r) = &item.field_ref {
+            match r.field_path.as_str() {
+                "metadata.labels" => format_map(pod.metadata.labels.as_ref()),
+                "metadata.annotations" => format_map(pod.metadata.annotations.as_ref()),
+                path => field_ref_value(pod, ctx, path)?,
+            }
+        } else if let Some(r) = &item.resource_field_ref {
+            resource_ref_value(pod, None, ctx, r)?
+        } else {
+            continue;
+        };
+        out.push(VolumeFile {
+            volume: volume.to_string(),
+            path: checked_relative(&item.path, "items.path")?,
+            bytes: text.into_bytes(),
+            mode: item
+                .mode
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(default_mode),
+        });
+    }
+    Ok(out)
+}
+
+/// The files of the pod's ConfigMap, Secret, downward API and projected volumes, for the agent
+/// to write under `<volume root>/<volume>` (and rewrite when the sources change). The projected
+/// service-account volume is not included: its files live in
+/// [`PodContext::service_account_dir`], which the agent fills.
 pub fn volume_files(pod: &Pod, ctx: &PodContext) -> Result<Vec<VolumeFile>, SpecError> {
     let spec = pod_spec(pod)?;
-    let empty = BTreeMap::new();
     let mut out = Vec::new();
     for volume in spec.volumes.iter().flatten() {
+        let name = volume.name.as_str();
         if let Some(cm) = &volume.config_map {
-            let optional = is_optional(cm.optional);
-            let data = match ctx.config_maps.get(&cm.name) {
-                Some(d) => d,
-                None if optional => &empty,
-                None => {
-                    return Err(SpecError::ConfigMapNotFound {
-                        name: cm.name.clone(),
-                    });
-                }
-            };
-            out.extend(item_files(
-                &volume.name,
-                data,
+            out.extend(config_map_files(
+                name,
+                &cm.name,
                 cm.items.as_ref(),
                 cm.default_mode,
-                optional,
-                |key| SpecError::ConfigMapVolumeKey { key: key.into() },
+                cm.optional,
+                ctx,
             )?);
         } else if let Some(secret) = &volume.secret {
-            let optional = is_optional(secret.optional);
-            let name = secret.secret_name.clone().unwrap_or_default();
-            let data = match ctx.secrets.get(&name) {
-                Some(d) => d,
-                None if optional => &empty,
-                None => return Err(SpecError::SecretNotFound { name }),
-            };
-            out.extend(item_files(
-                &volume.name,
-                data,
+            out.extend(secret_files(
+                name,
+                secret.secret_name.as_deref().unwrap_or_default(),
                 secret.items.as_ref(),
                 secret.default_mode,
-                optional,
-                |key| SpecError::SecretVolumeKey { key: key.into() },
+                secret.optional,
+                ctx,
             )?);
+        } else if let Some(downward) = &volume.downward_api {
+            out.extend(downward_files(
+                pod,
+                ctx,
+                name,
+                downward.items.as_ref(),
+                downward.default_mode,
+            )?);
+        } else if let Some(projected) = &volume.projected
+            && !is_service_account_volume(volume)
+        {
+            let mode = projected.default_mode;
+            for source in projected.sources.iter().flatten() {
+                if let Some(cm) = &source.config_map {
+                    out.extend(config_map_files(
+                        name,
+                        &cm.name,
+                        cm.items.as_ref(),
+                        mode,
+                        cm.optional,
+                        ctx,
+                    )?);
+                } else if let Some(secret) = &source.secret {
+                    out.extend(secret_files(
+                        name,
+                        &secret.name,
+                        secret.items.as_ref(),
+                        mode,
+                        secret.optional,
+                        ctx,
+                    )?);
+                } else if let Some(downward) = &source.downward_api {
+                    out.extend(downward_files(
+                        pod,
+                        ctx,
+                        name,
+                        downward.items.as_ref(),
+                        mode,
+                    )?);
+                } else {
+                    return Err(SpecError::UnsupportedVolume {
+                        volume: name.to_string(),
+                    });
+                }
+            }
         }
     }
     Ok(out)

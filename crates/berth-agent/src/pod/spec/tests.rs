@@ -873,3 +873,93 @@ fn run_as_non_root_refuses_uid_zero() {
         Some("1000")
     );
 }
+
+#[test]
+fn downward_api_volume_files() {
+    let p = pod_with(json!({
+        "volumes": [{"name": "podinfo", "downwardAPI": {"defaultMode": 292, "items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}, "mode": 256},
+            {"path": "mem_limit", "resourceFieldRef": {"containerName": "app", "resource": "limits.memory", "divisor": "1Mi"}}
+        ]}}],
+        "containers": [{"name": "app", "image": "busybox",
+            "resources": {"limits": {"memory": "64Mi"}},
+            "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/podinfo"}]}]
+    }));
+    let c = ctx();
+    let files = volume_files(&p, &c).expect("files");
+    let got: Vec<(String, String, u32)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.path.display().to_string(),
+                String::from_utf8_lossy(&f.bytes).into_owned(),
+                f.mode,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "labels".into(),
+                "app=\"web\"\npod-template-hash=\"5d8f7c9b7\"".into(),
+                0o444
+            ),
+            ("annotations".into(), "team=\"storefront\"".into(), 0o444),
+            ("name".into(), "web-5d8f7c9b7-x2x4k".into(), 0o400),
+            ("mem_limit".into(), "64".into(), 0o444),
+        ]
+    );
+    assert!(files.iter().all(|f| f.volume == "podinfo"));
+    let s = build(&p, &c).expect("container");
+    assert_eq!(s.mounts[0].host_path, c.volume_root.join("podinfo"));
+    assert!(s.mounts[0].read_only);
+
+    let p = pod_with(
+        json!({"volumes": [{"name": "podinfo", "downwardAPI": {"items": [
+            {"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu"}}
+        ]}}]}),
+    );
+    assert!(matches!(
+        volume_files(&p, &c),
+        Err(SpecError::MissingField { .. })
+    ));
+}
+
+#[test]
+fn projected_volume_files_from_all_sources() {
+    let p = pod_with(
+        json!({"volumes": [{"name": "all-in-one", "projected": {"defaultMode": 416, "sources": [
+            {"configMap": {"name": "app-config", "items": [{"key": "LOG_LEVEL", "path": "config/level"}]}},
+            {"secret": {"name": "db-creds", "items": [{"key": "password", "path": "secret/pass", "mode": 256}]}},
+            {"secret": {"name": "absent", "optional": true}},
+            {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+        ]}}]}),
+    );
+    let files = volume_files(&p, &ctx()).expect("files");
+    let got: Vec<(String, Vec<u8>, u32)> = files
+        .iter()
+        .map(|f| (f.path.display().to_string(), f.bytes.clone(), f.mode))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("config/level".into(), b"debug".to_vec(), 0o640),
+            ("secret/pass".into(), b"s3cr3t".to_vec(), 0o400),
+            ("ns".into(), b"shop".to_vec(), 0o640),
+        ]
+    );
+}
+
+#[test]
+fn service_account_projected_volume_has_no_files() {
+    let p = pod_with(
+        json!({"volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+        ]}}]}),
+    );
+    assert!(volume_files(&p, &ctx()).expect("files").is_empty());
+}
