@@ -411,6 +411,8 @@ fn watch_sees_changes_of_other_clients() {
         return;
     }
     let s = TestServer::start();
+    // A sentinel that the watch lists first tells us the watch is established.
+    s.kubectl_ok(&["create", "configmap", "sentinel", "--from-literal=a=0"]);
     let mut watch = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
@@ -421,13 +423,43 @@ fn watch_sees_changes_of_other_clients() {
             "cm",
             "-w",
             "--output-watch-events",
-            "--request-timeout=20s",
+            "--request-timeout=60s",
         ])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |pred: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                let hit = pred(&line);
+                seen.push(line);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(
+        wait_for(&|l| l.contains("sentinel")),
+        "the watch never listed the sentinel"
+    );
     s.kubectl_ok(&["create", "configmap", "w1", "--from-literal=a=1"]);
     s.kubectl_ok(&[
         "patch",
@@ -439,21 +471,16 @@ fn watch_sees_changes_of_other_clients() {
         r#"{"data":{"a":"2"}}"#,
     ]);
     s.kubectl_ok(&["delete", "cm", "w1"]);
-    std::thread::sleep(Duration::from_millis(1000));
+    let done = wait_for(&|l| l.starts_with("DELETED") && l.contains("w1"));
     let _ = watch.kill();
-    let out = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text
-        .lines()
+    let _ = watch.wait();
+    let events: Vec<&str> = seen
+        .iter()
         .filter(|l| l.contains("w1"))
         .map(|l| l.split_whitespace().next().unwrap_or(""))
         .collect();
-    assert_eq!(
-        events,
-        ["ADDED", "MODIFIED", "DELETED"],
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(done, "no DELETED event: {seen:?}");
+    assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"], "{seen:?}");
 }
 
 #[test]

@@ -388,14 +388,25 @@ impl Objects {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<(Value, Revision), ApiError> {
-        let key = kind.key(namespace, name);
+        let (kv, obj) = self.load(kind, &kind.key(namespace, name), name).await?;
+        Ok((obj, kv.mod_revision))
+    }
+
+    /// Reads the stored key-value at `key` and decodes it; 404 when absent.
+    async fn load(
+        &self,
+        kind: &ResourceKind,
+        key: &str,
+        name: &str,
+    ) -> Result<(KeyValue, Value), ApiError> {
         let (kv, _) = self
             .store
-            .get(&key)
+            .get(key)
             .await
             .map_err(|e| store_error(kind, name, e))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(kind.group, kind.plural, name))?;
-        Ok((decode_stored(&kv)?, kv.mod_revision))
+        let obj = decode_stored(&kv)?;
+        Ok((kv, obj))
     }
 
     /// Checks that `namespace` exists and accepts new content.
@@ -552,15 +563,7 @@ impl Objects {
     ) -> Result<Written, ApiError> {
         let key = kind.key(namespace, name);
         for _ in 0..CONFLICT_RETRIES {
-            let (current, _) = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| store_error(kind, name, e))?;
-            let Some(current) = current else {
-                return Err(ApiError::not_found(kind.group, kind.plural, name));
-            };
-            let old = decode_stored(&current)?;
+            let (current, old) = self.load(kind, &key, name).await?;
             let produced = produce(&old)?;
             let (mut new, managed_done) = match produced {
                 Produced::Object(v) => (v, false),
@@ -703,15 +706,7 @@ impl Objects {
     ) -> Result<Value, ApiError> {
         let key = kind.key(namespace, name);
         for _ in 0..CONFLICT_RETRIES {
-            let (current, _) = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| store_error(kind, name, e))?;
-            let Some(current) = current else {
-                return Err(ApiError::not_found(kind.group, kind.plural, name));
-            };
-            let mut obj = decode_stored(&current)?;
+            let (current, mut obj) = self.load(kind, &key, name).await?;
             if let Some(uid) = &options.precondition_uid
                 && uid != meta::uid(&obj)
             {

@@ -306,7 +306,7 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(Revision, String), ApiE
 /// Waits until the cache reflects what the request may see: the store's current revision for
 /// a consistent read (no resourceVersion), at least `rv` for `resourceVersion=rv`, anything
 /// for `resourceVersion=0`.
-async fn wait_consistent(api: &Api, rv: Option<&str>) -> Result<(), ApiError> {
+pub(crate) async fn wait_consistent(api: &Api, rv: Option<&str>) -> Result<(), ApiError> {
     let target = match rv {
         None | Some("") => api
             .store

@@ -279,6 +279,8 @@ async fn admit_eviction(
         return Ok(());
     };
     let labels = meta::labels(pod);
+    // The budgets as of now: a status the disruption controller just wrote must count.
+    crate::rest::wait_consistent(api, None).await?;
     let (pdbs, _) = api.cache.list(&pdb_kind.namespace_prefix(ns), |_| true);
     let mut matching = Vec::new();
     for o in pdbs {

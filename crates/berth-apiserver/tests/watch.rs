@@ -26,21 +26,7 @@ async fn resumed_watch_sees_every_change_once_in_order() {
     let (s, _dir, client) = server(Duration::from_secs(300)).await;
     let base = format!("{}/api/v1/namespaces/default/configmaps", s.url);
     // Some history before the list.
-    for i in 0..5 {
-        let body =
-            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":format!("pre-{i}")}});
-        assert_eq!(
-            client
-                .post(&base)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            201
-        );
-    }
+    common::create_configmaps(&client, &base, "pre-", 5).await;
     let list: Value = client
         .get(&base)
         .send()
@@ -170,21 +156,7 @@ async fn resume_after_compaction_gets_410() {
         .as_str()
         .unwrap()
         .to_string();
-    for i in 0..10 {
-        let body =
-            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":format!("c-{i}")}});
-        assert_eq!(
-            client
-                .post(&base)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            201
-        );
-    }
+    common::create_configmaps(&client, &base, "c-", 10).await;
     tokio::time::sleep(Duration::from_millis(1800)).await;
     let resp = client
         .get(format!(

@@ -49,3 +49,19 @@ pub async fn start(compaction: Duration) -> Harness {
         client,
     }
 }
+
+/// Creates ConfigMaps `{prefix}0..{prefix}{n-1}` at `collection` (a configmaps URL), asserting
+/// each is created.
+pub async fn create_configmaps(client: &reqwest::Client, collection: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{prefix}{i}")}});
+        let status = client
+            .post(collection)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 201, "creating {prefix}{i}");
+    }
+}
