@@ -83,6 +83,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    // Absolute, so that the printed `export KUBECONFIG=` line works from any directory.
+    let data_dir = std::fs::canonicalize(&data_dir)
+        .with_context(|| format!("resolving the data directory {}", data_dir.display()))?;
     let db_path = data_dir.join("state.redb");
     let store = berth_store::redb::RedbStore::open(&db_path).with_context(|| {
         format!(
