@@ -587,6 +587,74 @@ fn is_optional(flag: Option<bool>) -> bool {
     flag.unwrap_or(false)
 }
 
+/// The kind of object an env var, `envFrom` entry or volume takes data from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    ConfigMap,
+    Secret,
+}
+
+impl Source {
+    /// The data of the named source; `None` when it is missing and optional.
+    fn data<'a>(
+        self,
+        ctx: &'a PodContext,
+        name: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<&'a BTreeMap<String, Vec<u8>>>, SpecError> {
+        let sources = match self {
+            Source::ConfigMap => &ctx.config_maps,
+            Source::Secret => &ctx.secrets,
+        };
+        match sources.get(name) {
+            Some(d) => Ok(Some(d)),
+            None if is_optional(optional) => Ok(None),
+            None => {
+                let name = name.to_string();
+                Err(match self {
+                    Source::ConfigMap => SpecError::ConfigMapNotFound { name },
+                    Source::Secret => SpecError::SecretNotFound { name },
+                })
+            }
+        }
+    }
+
+    /// The value of `key` in the named source for an env var; `None` when the source or the
+    /// key is missing and the reference is optional.
+    fn key(
+        self,
+        ctx: &PodContext,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<String>, SpecError> {
+        let Some(data) = self.data(ctx, name, optional)? else {
+            return Ok(None);
+        };
+        match data.get(key) {
+            Some(v) => Ok(Some(lossy(v))),
+            None if is_optional(optional) => Ok(None),
+            None => {
+                let (key, namespace, name) =
+                    (key.to_string(), namespace.to_string(), name.to_string());
+                Err(match self {
+                    Source::ConfigMap => SpecError::ConfigMapKeyNotFound {
+                        key,
+                        namespace,
+                        name,
+                    },
+                    Source::Secret => SpecError::SecretKeyNotFound {
+                        key,
+                        namespace,
+                        name,
+                    },
+                })
+            }
+        }
+    }
+}
+
 /// The container's environment in the kubelet's order: `envFrom` sources, then `env` (each
 /// expanded against what precedes it), then the `KUBERNETES_SERVICE_*` variables not defined.
 fn environment(pod: &Pod, container: &Container, ctx: &PodContext) -> Result<Env, SpecError> {
@@ -594,27 +662,14 @@ fn environment(pod: &Pod, container: &Container, ctx: &PodContext) -> Result<Env
     let mut env = Env::default();
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.as_deref().unwrap_or("");
-        let data = if let Some(r) = &source.config_map_ref {
-            match ctx.config_maps.get(&r.name) {
-                Some(data) => data,
-                None if is_optional(r.optional) => continue,
-                None => {
-                    return Err(SpecError::ConfigMapNotFound {
-                        name: r.name.clone(),
-                    });
-                }
-            }
+        let (kind, name, optional) = if let Some(r) = &source.config_map_ref {
+            (Source::ConfigMap, &r.name, r.optional)
         } else if let Some(r) = &source.secret_ref {
-            match ctx.secrets.get(&r.name) {
-                Some(data) => data,
-                None if is_optional(r.optional) => continue,
-                None => {
-                    return Err(SpecError::SecretNotFound {
-                        name: r.name.clone(),
-                    });
-                }
-            }
+            (Source::Secret, &r.name, r.optional)
         } else {
+            continue;
+        };
+        let Some(data) = kind.data(ctx, name, optional)? else {
             continue;
         };
         for (key, value) in data {
@@ -629,47 +684,17 @@ fn environment(pod: &Pod, container: &Container, ctx: &PodContext) -> Result<Env
     let service = service_env(ctx);
     for var in container.env.iter().flatten() {
         let value = if let Some(from) = &var.value_from {
-            if let Some(r) = &from.config_map_key_ref {
-                let data = match ctx.config_maps.get(&r.name) {
-                    Some(d) => d,
-                    None if is_optional(r.optional) => continue,
-                    None => {
-                        return Err(SpecError::ConfigMapNotFound {
-                            name: r.name.clone(),
-                        });
-                    }
-                };
-                match data.get(&r.key) {
-                    Some(v) => lossy(v),
-                    None if is_optional(r.optional) => continue,
-                    None => {
-                        return Err(SpecError::ConfigMapKeyNotFound {
-                            key: r.key.clone(),
-                            namespace: namespace.to_string(),
-                            name: r.name.clone(),
-                        });
-                    }
-                }
-            } else if let Some(r) = &from.secret_key_ref {
-                let data = match ctx.secrets.get(&r.name) {
-                    Some(d) => d,
-                    None if is_optional(r.optional) => continue,
-                    None => {
-                        return Err(SpecError::SecretNotFound {
-                            name: r.name.clone(),
-                        });
-                    }
-                };
-                match data.get(&r.key) {
-                    Some(v) => lossy(v),
-                    None if is_optional(r.optional) => continue,
-                    None => {
-                        return Err(SpecError::SecretKeyNotFound {
-                            key: r.key.clone(),
-                            namespace: namespace.to_string(),
-                            name: r.name.clone(),
-                        });
-                    }
+            let by_key = if let Some(r) = &from.config_map_key_ref {
+                Some((Source::ConfigMap, &r.name, &r.key, r.optional))
+            } else {
+                from.secret_key_ref
+                    .as_ref()
+                    .map(|r| (Source::Secret, &r.name, &r.key, r.optional))
+            };
+            if let Some((kind, name, key, optional)) = by_key {
+                match kind.key(ctx, namespace, name, key, optional)? {
+                    Some(v) => v,
+                    None => continue,
                 }
             } else if let Some(r) = &from.field_ref {
                 field_ref_value(pod, ctx, &r.field_path)?
@@ -963,8 +988,9 @@ fn item_files(
     Ok(out)
 }
 
-/// Files of a ConfigMap source (volume or projection).
-fn config_map_files(
+/// Files of a ConfigMap or Secret source (volume or projection).
+fn source_files(
+    kind: Source,
     volume: &str,
     name: &str,
     items: Option<&Vec<KeyToPath>>,
@@ -972,43 +998,20 @@ fn config_map_files(
     optional: Option<bool>,
     ctx: &PodContext,
 ) -> Result<Vec<VolumeFile>, SpecError> {
-    let optional = is_optional(optional);
-    let data = match ctx.config_maps.get(name) {
-        Some(d) => d,
-        None if optional => return Ok(Vec::new()),
-        None => {
-            return Err(SpecError::ConfigMapNotFound {
-                name: name.to_string(),
-            });
-        }
+    let Some(data) = kind.data(ctx, name, optional)? else {
+        return Ok(Vec::new());
     };
-    item_files(volume, data, items, default_mode, optional, |key| {
-        SpecError::ConfigMapVolumeKey { key: key.into() }
-    })
-}
-
-/// Files of a Secret source (volume or projection).
-fn secret_files(
-    volume: &str,
-    name: &str,
-    items: Option<&Vec<KeyToPath>>,
-    default_mode: Option<i32>,
-    optional: Option<bool>,
-    ctx: &PodContext,
-) -> Result<Vec<VolumeFile>, SpecError> {
-    let optional = is_optional(optional);
-    let data = match ctx.secrets.get(name) {
-        Some(d) => d,
-        None if optional => return Ok(Vec::new()),
-        None => {
-            return Err(SpecError::SecretNotFound {
-                name: name.to_string(),
-            });
-        }
-    };
-    item_files(volume, data, items, default_mode, optional, |key| {
-        SpecError::SecretVolumeKey { key: key.into() }
-    })
+    item_files(
+        volume,
+        data,
+        items,
+        default_mode,
+        is_optional(optional),
+        |key| match kind {
+            Source::ConfigMap => SpecError::ConfigMapVolumeKey { key: key.into() },
+            Source::Secret => SpecError::SecretVolumeKey { key: key.into() },
+        },
+    )
 }
 
 /// A map as the downward API writes it to a file: sorted `key="value"` lines.
@@ -1067,7 +1070,8 @@ pub fn volume_files(pod: &Pod, ctx: &PodContext) -> Result<Vec<VolumeFile>, Spec
     for volume in spec.volumes.iter().flatten() {
         let name = volume.name.as_str();
         if let Some(cm) = &volume.config_map {
-            out.extend(config_map_files(
+            out.extend(source_files(
+                Source::ConfigMap,
                 name,
                 &cm.name,
                 cm.items.as_ref(),
@@ -1076,7 +1080,8 @@ pub fn volume_files(pod: &Pod, ctx: &PodContext) -> Result<Vec<VolumeFile>, Spec
                 ctx,
             )?);
         } else if let Some(secret) = &volume.secret {
-            out.extend(secret_files(
+            out.extend(source_files(
+                Source::Secret,
                 name,
                 secret.secret_name.as_deref().unwrap_or_default(),
                 secret.items.as_ref(),
@@ -1098,7 +1103,8 @@ pub fn volume_files(pod: &Pod, ctx: &PodContext) -> Result<Vec<VolumeFile>, Spec
             let mode = projected.default_mode;
             for source in projected.sources.iter().flatten() {
                 if let Some(cm) = &source.config_map {
-                    out.extend(config_map_files(
+                    out.extend(source_files(
+                        Source::ConfigMap,
                         name,
                         &cm.name,
                         cm.items.as_ref(),
@@ -1107,7 +1113,8 @@ pub fn volume_files(pod: &Pod, ctx: &PodContext) -> Result<Vec<VolumeFile>, Spec
                         ctx,
                     )?);
                 } else if let Some(secret) = &source.secret {
-                    out.extend(secret_files(
+                    out.extend(source_files(
+                        Source::Secret,
                         name,
                         &secret.name,
                         secret.items.as_ref(),
