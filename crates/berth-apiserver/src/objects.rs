@@ -316,40 +316,9 @@ fn validate_owner_references(obj: &Value) -> Vec<StatusCause> {
     causes
 }
 
-/// The pod's QoS class, from its containers' resources.
-fn pod_qos_class(pod: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|f| pod.pointer(&format!("/spec/{f}")).and_then(Value::as_array))
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            let l = lim.and_then(|l| l.get(res));
-            let r = req.and_then(|r| r.get(res)).or(l);
-            if l.is_none() || r != l {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// The status a new object starts with (status written by clients on create is reset, as
-/// Kubernetes' strategies do, for kinds with a status subresource).
+/// Kubernetes' strategies do, for kinds with a status subresource). Pods and Namespaces then
+/// get their initial phase (and a pod its QoS class) from defaulting.
 fn initial_status(kind: &ResourceKind, obj: &mut Value) {
     if !kind.has_status() {
         return;
@@ -358,16 +327,6 @@ fn initial_status(kind: &ResourceKind, obj: &mut Value) {
         return;
     };
     match (kind.group, kind.kind) {
-        ("", "Pod") => {
-            let qos = pod_qos_class(&Value::Object(map.clone()));
-            map.insert(
-                "status".into(),
-                json!({ "phase": "Pending", "qosClass": qos }),
-            );
-        }
-        ("", "Namespace") => {
-            map.insert("status".into(), json!({ "phase": "Active" }));
-        }
         // Nodes, PersistentVolumes and Services may be created with status (agents register
         // nodes that way; load balancer status is empty anyway).
         ("", "Node") | ("", "PersistentVolume") => {}
@@ -465,10 +424,11 @@ impl Objects {
                     kind.group,
                     kind.kind,
                     "",
-                    vec![
-                        StatusCause::required("metadata.name")
-                            .with_message("name or generateName is required"),
-                    ],
+                    vec![StatusCause::new(
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "name or generateName is required",
+                    )],
                 ));
             }
             let name = generate_name(prefix);
@@ -1227,30 +1187,9 @@ fn unchanged_with_managed(old: &Value, new: &Value) -> bool {
     strip_times(old) == strip_times(new)
 }
 
-trait CauseExt {
-    fn with_message(self, message: &str) -> Self;
-}
-
-impl CauseExt for StatusCause {
-    fn with_message(mut self, message: &str) -> Self {
-        self.message = message.to_string();
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn qos_classes() {
-        let be = json!({"spec":{"containers":[{"name":"a"}]}});
-        assert_eq!(pod_qos_class(&be), "BestEffort");
-        let g = json!({"spec":{"containers":[{"name":"a","resources":{"limits":{"cpu":"1","memory":"1Gi"}}}]}});
-        assert_eq!(pod_qos_class(&g), "Guaranteed");
-        let b = json!({"spec":{"containers":[{"name":"a","resources":{"requests":{"cpu":"1"}}}]}});
-        assert_eq!(pod_qos_class(&b), "Burstable");
-    }
 
     #[test]
     fn generated_names_have_five_random_characters() {

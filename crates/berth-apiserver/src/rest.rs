@@ -162,13 +162,6 @@ pub async fn handle(api: &Arc<Api>, req: ResourceRequest<'_>) -> Result<Reply, A
     }
 }
 
-fn json_reply(status: StatusCode, value: &Value) -> Reply {
-    Reply::json(
-        status,
-        Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-    )
-}
-
 /// Renders one object per the negotiated output.
 fn object_reply(
     status: StatusCode,
@@ -178,7 +171,7 @@ fn object_reply(
     warnings: Vec<String>,
 ) -> Reply {
     let mut reply = match output {
-        Output::Json => json_reply(status, obj),
+        Output::Json => Reply::json_value(status, obj),
         Output::Table { include, beta } => {
             let rv = meta::resource_version(obj).to_string();
             let t = table_for(
@@ -188,7 +181,7 @@ fn object_reply(
                 beta,
                 json!({ "resourceVersion": rv }),
             );
-            json_reply(status, &t)
+            Reply::json_value(status, &t)
         }
     };
     reply.warnings = warnings;
@@ -407,7 +400,7 @@ async fn list(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiErr
         Output::Table { include, beta } => {
             let values: Vec<Value> = items.iter().map(|o| external_value(kind, o)).collect();
             let refs: Vec<&Value> = values.iter().collect();
-            Ok(json_reply(
+            Ok(Reply::json_value(
                 StatusCode::OK,
                 &table_for(kind, &refs, include, beta, list_meta),
             ))
@@ -861,7 +854,7 @@ async fn delete(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiE
     } else {
         StatusCode::OK
     };
-    Ok(json_reply(status, &obj))
+    Ok(Reply::json_value(status, &obj))
 }
 
 async fn delete_collection(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiError> {
@@ -881,7 +874,7 @@ async fn delete_collection(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<
         }
     }
     let rev = api.cache.revision();
-    Ok(json_reply(
+    Ok(Reply::json_value(
         StatusCode::OK,
         &json!({
             "kind": req.kind.list_kind(),
