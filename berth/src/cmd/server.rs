@@ -30,6 +30,9 @@ pub struct ServerArgs {
     /// The CIDR Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// The CIDR pod addresses come from; each node gets a /24 of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
     /// How often the store's history is compacted, e.g. 5m, 30s.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub compaction_interval: Duration,
@@ -100,6 +103,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         port: args.https_listen_port,
         tls_sans: args.tls_san.clone(),
         service_cidr: args.service_cidr.clone(),
+        cluster_cidr: args.cluster_cidr.clone(),
         compaction_interval: args.compaction_interval,
         watch_history: berth_apiserver::cache::DEFAULT_HISTORY,
     };

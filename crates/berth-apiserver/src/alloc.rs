@@ -1,11 +1,12 @@
-//! Service ClusterIP and NodePort allocation.
+//! Service ClusterIP, NodePort and node pod CIDR allocation.
 //!
 //! Each range is a bitmap stored in the state store (`/registry/ranges/serviceips`,
-//! `/registry/ranges/servicenodeports`) and changed only by compare-and-swap, so that an
-//! address is never handed out twice, also across restarts and, later, across several API
-//! servers. At start the bitmaps are repaired from the Services that exist (a crash between
-//! allocating and storing a Service leaks nothing for longer than one restart).
-//! This module owns the ranges; the REST layer decides when to allocate and release.
+//! `/registry/ranges/servicenodeports`, `/registry/ranges/nodecidrs`) and changed only by
+//! compare-and-swap, so that an address or subnet is never handed out twice, also across
+//! restarts and, later, across several API servers. At start the bitmaps are repaired from the
+//! Services and Nodes that exist (a crash between allocating and storing an object leaks nothing
+//! for longer than one restart). This module owns the ranges; the write pipeline decides when to
+//! allocate and release.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -22,6 +23,10 @@ use tokio::sync::Mutex;
 pub const SERVICE_IP_KEY: &str = "/registry/ranges/serviceips";
 /// Where the NodePort range is stored.
 pub const NODE_PORT_KEY: &str = "/registry/ranges/servicenodeports";
+/// Where the node pod CIDR range is stored.
+pub const NODE_CIDR_KEY: &str = "/registry/ranges/nodecidrs";
+/// Prefix length of each node's pod CIDR (a /24: 254 pod addresses per node).
+pub const NODE_CIDR_PREFIX: u8 = 24;
 /// The NodePort range.
 pub const NODE_PORT_RANGE: (u16, u16) = (30000, 32767);
 
@@ -33,6 +38,11 @@ pub enum AllocError {
         "invalid service CIDR {0:?}: expected an IPv4 CIDR such as 10.43.0.0/16 with a prefix of /8 to /28"
     )]
     InvalidCidr(String),
+    /// The cluster CIDR cannot hold per-node subnets.
+    #[error(
+        "invalid cluster CIDR {0:?}: expected an IPv4 CIDR such as 10.42.0.0/16 with a prefix of /8 to /24 (each node gets a /24)"
+    )]
+    InvalidClusterCidr(String),
     /// The store failed.
     #[error("allocation state: {0}")]
     Store(#[from] StoreError),
@@ -181,15 +191,31 @@ fn pick_free(bits: &[u8], lo: u32, hi: u32) -> Option<u32> {
 pub struct Allocators {
     store: Arc<dyn Store>,
     cidr: Cidr,
+    cluster_cidr: Cidr,
     ips: Range,
     ports: Range,
+    pod_cidrs: Range,
     lock: Mutex<()>,
 }
 
 impl Allocators {
-    /// Creates the allocators and repairs both ranges from the Services in the store.
-    pub async fn start(store: Arc<dyn Store>, cidr: Cidr) -> Result<Self, AllocError> {
+    /// Creates the allocators and repairs the ranges from the Services and Nodes in the store.
+    /// `cidr` is the Service CIDR, `cluster_cidr` the one node pod CIDRs are cut from.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        cidr: Cidr,
+        cluster_cidr: Cidr,
+    ) -> Result<Self, AllocError> {
+        if cluster_cidr.prefix > NODE_CIDR_PREFIX {
+            return Err(AllocError::InvalidClusterCidr(cluster_cidr.to_string()));
+        }
         let a = Allocators {
+            pod_cidrs: Range {
+                key: NODE_CIDR_KEY,
+                label: cluster_cidr.to_string(),
+                size: 1u32 << (NODE_CIDR_PREFIX - cluster_cidr.prefix),
+            },
+            cluster_cidr,
             ips: Range {
                 key: SERVICE_IP_KEY,
                 label: cidr.to_string(),
@@ -213,9 +239,50 @@ impl Allocators {
         self.cidr
     }
 
-    /// Rebuilds both bitmaps from the Services that exist.
+    /// The cluster CIDR node pod CIDRs are cut from.
+    pub fn cluster_cidr(&self) -> Cidr {
+        self.cluster_cidr
+    }
+
+    /// The index of a node subnet in the cluster CIDR, if it is one of its /24s.
+    fn subnet_index(&self, subnet: Cidr) -> Option<u32> {
+        if subnet.prefix != NODE_CIDR_PREFIX {
+            return None;
+        }
+        self.cluster_cidr
+            .offset(subnet.network)
+            .map(|o| o >> (32 - NODE_CIDR_PREFIX))
+    }
+
+    /// The `index`th node subnet.
+    fn subnet(&self, index: u32) -> Cidr {
+        Cidr {
+            network: self.cluster_cidr.nth(index << (32 - NODE_CIDR_PREFIX)),
+            prefix: NODE_CIDR_PREFIX,
+        }
+    }
+
+    /// Rebuilds the bitmaps from the Services and Nodes that exist.
     async fn repair(&self) -> Result<(), AllocError> {
         let _g = self.lock.lock().await;
+        let nodes = self
+            .store
+            .list(ListOptions {
+                prefix: "/registry/core/nodes/".into(),
+                ..Default::default()
+            })
+            .await?;
+        let mut subnets = vec![0u8; self.pod_cidrs.size.div_ceil(8) as usize];
+        for kv in &nodes.items {
+            let Ok(node) = serde_json::from_slice::<Value>(&kv.value) else {
+                continue;
+            };
+            for c in node_pod_cidrs(&node) {
+                if let Some(i) = self.subnet_index(c) {
+                    set_bit(&mut subnets, i, true);
+                }
+            }
+        }
         let list = self
             .store
             .list(ListOptions {
@@ -238,7 +305,11 @@ impl Allocators {
                 set_bit(&mut ports, u32::from(p - NODE_PORT_RANGE.0), true);
             }
         }
-        for (range, bits) in [(&self.ips, ips), (&self.ports, ports)] {
+        for (range, bits) in [
+            (&self.ips, ips),
+            (&self.ports, ports),
+            (&self.pod_cidrs, subnets),
+        ] {
             range
                 .modify(self.store.as_ref(), |b| {
                     b.clone_from(&bits);
@@ -360,11 +431,106 @@ impl Allocators {
     }
 }
 
+impl Allocators {
+    /// Allocates a node's pod CIDR: `requested` (which must be one of the cluster CIDR's /24s
+    /// and free) or a free one.
+    pub async fn allocate_pod_cidr(
+        &self,
+        requested: Option<&str>,
+        node: &str,
+    ) -> Result<Cidr, ApiError> {
+        let cluster = self.cluster_cidr;
+        let wanted = match requested {
+            None => None,
+            Some(s) => {
+                let bad = |detail: String| invalid_object("Node", node, "spec.podCIDR", s, &detail);
+                let c = Cidr::parse(s).map_err(|_| bad("must be a valid IPv4 CIDR".into()))?;
+                let i = self.subnet_index(c).ok_or_else(|| {
+                    bad(format!(
+                        "must be a /{NODE_CIDR_PREFIX} inside the cluster CIDR {cluster}"
+                    ))
+                })?;
+                Some((i, s.to_string()))
+            }
+        };
+        let _g = self.lock.lock().await;
+        let size = self.pod_cidrs.size;
+        let index = self
+            .pod_cidrs
+            .modify(self.store.as_ref(), |bits| {
+                let i = match &wanted {
+                    Some((i, s)) => {
+                        if get_bit(bits, *i) {
+                            return Err(invalid_object(
+                                "Node",
+                                node,
+                                "spec.podCIDR",
+                                s,
+                                "is already assigned to another node",
+                            ));
+                        }
+                        *i
+                    }
+                    None => (0..size).find(|&i| !get_bit(bits, i)).ok_or_else(|| {
+                        ApiError::internal(format!(
+                            "failed to allocate a pod CIDR for node {node}: the cluster CIDR {cluster} is full"
+                        ))
+                    })?,
+                };
+                set_bit(bits, i, true);
+                Ok(i)
+            })
+            .await?;
+        Ok(self.subnet(index))
+    }
+
+    /// Releases a node's pod CIDR (no-op outside the cluster CIDR).
+    pub async fn release_pod_cidr(&self, subnet: Cidr) -> Result<(), ApiError> {
+        let Some(i) = self.subnet_index(subnet) else {
+            return Ok(());
+        };
+        let _g = self.lock.lock().await;
+        self.pod_cidrs
+            .modify(self.store.as_ref(), |bits| {
+                set_bit(bits, i, false);
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// The pod CIDRs a Node holds (`spec.podCIDRs`, else `spec.podCIDR`).
+pub fn node_pod_cidrs(node: &Value) -> Vec<Cidr> {
+    let mut out: Vec<Cidr> = node
+        .pointer("/spec/podCIDRs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter_map(|s| Cidr::parse(s).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if out.is_empty()
+        && let Some(c) = node
+            .pointer("/spec/podCIDR")
+            .and_then(Value::as_str)
+            .and_then(|s| Cidr::parse(s).ok())
+    {
+        out.push(c);
+    }
+    out
+}
+
 fn invalid_field(service: &str, field: &str, value: &str, detail: &str) -> ApiError {
+    invalid_object("Service", service, field, value, detail)
+}
+
+fn invalid_object(kind: &str, name: &str, field: &str, value: &str, detail: &str) -> ApiError {
     ApiError::invalid(
         "",
-        "Service",
-        service,
+        kind,
+        name,
         vec![berth_api::StatusCause::invalid(
             field,
             &Value::String(value.to_string()),

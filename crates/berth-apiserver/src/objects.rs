@@ -461,7 +461,7 @@ impl Objects {
                 warnings,
             });
         }
-        let allocated = self.allocate_service(kind, None, &mut obj).await?;
+        let allocated = self.allocate(kind, None, &mut obj).await?;
         let key = kind.key(namespace, meta::name(&obj));
         match self.store.create(&key, encode_for_store(&obj)).await {
             Ok(kv) => {
@@ -609,7 +609,7 @@ impl Objects {
             if finalized {
                 return match self.store.delete(&key, Some(current.mod_revision)).await {
                     Ok((_, rev)) => {
-                        self.release_service(kind, &new).await;
+                        self.release_held(kind, &new).await;
                         set_resource_version(&mut new, rev);
                         Ok(Written {
                             object: new,
@@ -621,7 +621,7 @@ impl Objects {
                     Err(e) => Err(store_error(kind, name, e)),
                 };
             }
-            let allocated = self.allocate_service(kind, Some(&old), &mut new).await?;
+            let allocated = self.allocate(kind, Some(&old), &mut new).await?;
             match self
                 .store
                 .update(&key, current.mod_revision, encode_for_store(&new))
@@ -770,7 +770,7 @@ impl Objects {
             }
             match self.store.delete(&key, Some(current.mod_revision)).await {
                 Ok((_, rev)) => {
-                    self.release_service(kind, &obj).await;
+                    self.release_held(kind, &obj).await;
                     set_resource_version(&mut obj, rev);
                     return Ok(obj);
                 }
@@ -786,19 +786,23 @@ impl Objects {
         ))
     }
 
-    /// Allocates ClusterIPs and NodePorts a Service needs (on create, `old` is None).
-    /// Returns what was allocated, to release if the write fails.
-    async fn allocate_service(
+    /// Allocates the ClusterIPs and NodePorts a Service needs, or the pod CIDR of a Node (on
+    /// create, `old` is None). Returns what was allocated, to release if the write fails.
+    async fn allocate(
         &self,
         kind: &ResourceKind,
         old: Option<&Value>,
-        svc: &mut Value,
+        obj: &mut Value,
     ) -> Result<Allocated, ApiError> {
         let mut allocated = Allocated::default();
-        if !(kind.group.is_empty() && kind.kind == "Service") {
+        if !kind.group.is_empty() {
             return Ok(allocated);
         }
-        let result = self.allocate_service_inner(old, svc, &mut allocated).await;
+        let result = match kind.kind {
+            "Service" => self.allocate_service(old, obj, &mut allocated).await,
+            "Node" => self.allocate_pod_cidr(old, obj, &mut allocated).await,
+            _ => return Ok(allocated),
+        };
         if let Err(e) = result {
             self.release(&allocated).await;
             return Err(e);
@@ -806,7 +810,42 @@ impl Objects {
         Ok(allocated)
     }
 
-    async fn allocate_service_inner(
+    /// A new Node gets a pod CIDR from the cluster CIDR (the one it asks for, if free); the
+    /// CIDR of an existing Node is immutable.
+    async fn allocate_pod_cidr(
+        &self,
+        old: Option<&Value>,
+        node: &mut Value,
+        allocated: &mut Allocated,
+    ) -> Result<(), ApiError> {
+        if let Some(old) = old {
+            let held = alloc::node_pod_cidrs(old);
+            if !held.is_empty() {
+                node["spec"]["podCIDR"] = old["spec"]["podCIDR"].clone();
+                node["spec"]["podCIDRs"] = old["spec"]["podCIDRs"].clone();
+                return Ok(());
+            }
+        }
+        let requested = node
+            .pointer("/spec/podCIDR")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let name = meta::name(node).to_string();
+        let cidr = self
+            .alloc
+            .allocate_pod_cidr(requested.as_deref(), &name)
+            .await?;
+        allocated.pod_cidrs.push(cidr);
+        if !node["spec"].is_object() {
+            node["spec"] = json!({});
+        }
+        node["spec"]["podCIDR"] = json!(cidr.to_string());
+        node["spec"]["podCIDRs"] = json!([cidr.to_string()]);
+        Ok(())
+    }
+
+    async fn allocate_service(
         &self,
         old: Option<&Value>,
         svc: &mut Value,
@@ -932,20 +971,34 @@ impl Objects {
                 tracing::warn!(port = p, error = %e, "could not release a node port");
             }
         }
+        for c in &allocated.pod_cidrs {
+            if let Err(e) = self.alloc.release_pod_cidr(*c).await {
+                tracing::warn!(cidr = %c, error = %e, "could not release a node pod CIDR");
+            }
+        }
     }
 
-    /// Releases what a deleted Service held.
-    async fn release_service(&self, kind: &ResourceKind, svc: &Value) {
-        if kind.group.is_empty() && kind.kind == "Service" {
-            let held = Allocated {
-                ips: alloc::service_ips(svc)
+    /// Releases what a deleted Service or Node held.
+    async fn release_held(&self, kind: &ResourceKind, obj: &Value) {
+        if !kind.group.is_empty() {
+            return;
+        }
+        let held = match kind.kind {
+            "Service" => Allocated {
+                ips: alloc::service_ips(obj)
                     .into_iter()
                     .map(|(ip, _)| ip)
                     .collect(),
-                ports: alloc::service_node_ports(svc),
-            };
-            self.release(&held).await;
-        }
+                ports: alloc::service_node_ports(obj),
+                pod_cidrs: Vec::new(),
+            },
+            "Node" => Allocated {
+                pod_cidrs: alloc::node_pod_cidrs(obj),
+                ..Allocated::default()
+            },
+            _ => return,
+        };
+        self.release(&held).await;
     }
 
     /// Releases NodePorts an updated Service no longer holds.
@@ -953,11 +1006,11 @@ impl Objects {
         if kind.group.is_empty() && kind.kind == "Service" {
             let now = alloc::service_node_ports(new);
             let dropped = Allocated {
-                ips: Vec::new(),
                 ports: alloc::service_node_ports(old)
                     .into_iter()
                     .filter(|p| !now.contains(p))
                     .collect(),
+                ..Allocated::default()
             };
             self.release(&dropped).await;
         }
@@ -977,6 +1030,7 @@ pub enum Produced {
 struct Allocated {
     ips: Vec<Ipv4Addr>,
     ports: Vec<u16>,
+    pod_cidrs: Vec<alloc::Cidr>,
 }
 
 /// Delete options from the body or the query.

@@ -49,6 +49,8 @@ pub struct Config {
     pub tls_sans: Vec<String>,
     /// The Service CIDR.
     pub service_cidr: String,
+    /// The cluster CIDR each Node's pod CIDR (a /24) is cut from.
+    pub cluster_cidr: String,
     /// How often the store's history is compacted (each compaction keeps one interval).
     pub compaction_interval: Duration,
     /// How many changes the watch cache keeps for resuming watches.
@@ -124,7 +126,9 @@ pub async fn start(
     )?;
     let tls = pki.server_config()?;
     let cache = WatchCache::start(Arc::clone(&store), config.watch_history).await?;
-    let alloc = Allocators::start(Arc::clone(&store), cidr).await?;
+    let cluster_cidr = Cidr::parse(&config.cluster_cidr)
+        .map_err(|_| crate::alloc::AllocError::InvalidClusterCidr(config.cluster_cidr.clone()))?;
+    let alloc = Allocators::start(Arc::clone(&store), cidr, cluster_cidr).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let authn: Box<dyn Authenticator> = Box::new(crate::authn::UnionAuthenticator(vec![
         Box::new(crate::authn::ClientCertAuthenticator),

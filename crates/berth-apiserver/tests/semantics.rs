@@ -346,3 +346,53 @@ async fn terminating_namespace_refuses_new_content_and_empties() {
     }
     assert!(gone, "the namespace is removed once empty");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_get_distinct_pod_cidrs_that_are_released_at_delete() {
+    let h = common::start(Duration::from_secs(300)).await;
+    let c = &h.client;
+    let nodes = h.url("/api/v1/nodes");
+    let mut seen = Vec::new();
+    for n in ["n1", "n2", "n3"] {
+        let (code, v) = send(c.post(&nodes).json(&json!({"metadata":{"name":n}}))).await;
+        assert_eq!(code, 201, "{v}");
+        let cidr = v["spec"]["podCIDR"].as_str().unwrap().to_string();
+        assert!(
+            cidr.starts_with("10.42.") && cidr.ends_with(".0/24"),
+            "{cidr}"
+        );
+        assert_eq!(v["spec"]["podCIDRs"], json!([cidr]));
+        assert!(!seen.contains(&cidr), "{cidr} handed out twice");
+        seen.push(cidr);
+    }
+    // The CIDR is immutable: an update that drops it keeps it.
+    let (code, v) = send(merge(
+        c,
+        &format!("{nodes}/n1"),
+        json!({"spec":{"podCIDR":null,"podCIDRs":null,"unschedulable":true}}),
+    ))
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["spec"]["podCIDR"], json!(seen[0]));
+    // Asking for a CIDR another node holds is refused.
+    let (code, v) = send(
+        c.post(&nodes)
+            .json(&json!({"metadata":{"name":"n4"},"spec":{"podCIDR":seen[1]}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("already assigned"),
+        "{v}"
+    );
+    // A deleted node's CIDR can be asked for again.
+    let (code, _) = send(c.delete(format!("{nodes}/n2"))).await;
+    assert_eq!(code, 200);
+    let (code, v) = send(
+        c.post(&nodes)
+            .json(&json!({"metadata":{"name":"n4"},"spec":{"podCIDR":seen[1]}})),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["spec"]["podCIDR"], json!(seen[1]));
+}

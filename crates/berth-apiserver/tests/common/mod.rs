@@ -32,6 +32,7 @@ pub async fn start(compaction: Duration) -> Harness {
         port: 0,
         tls_sans: vec![],
         service_cidr: "10.43.0.0/16".into(),
+        cluster_cidr: "10.42.0.0/16".into(),
         compaction_interval: compaction,
         watch_history: berth_apiserver::cache::DEFAULT_HISTORY,
     };
