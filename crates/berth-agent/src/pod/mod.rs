@@ -1,7 +1,16 @@
-//! Pod-level logic of the agent: turning Kubernetes pods into runtime specs.
+//! Pods on this node.
 //!
-//! Owns the translation from `k8s_openapi` pod objects to the runtime layer's value types
-//! ([`spec`]). Must not perform I/O or talk to the API server: callers resolve ConfigMaps,
-//! Secrets, IPs and paths beforehand and pass them in.
+//! - [`spec`]: pure translation of a pod into the runtime layer's specs.
+//! - [`status`]: pure computation of a pod's status from what runs.
+//! - [`probe`]: liveness, readiness and startup probes; [`backoff`]: restart back-off.
+//! - [`volumes`]: the pod's files on the node.
+//! - [`worker`]: one task per pod making the engine match it; [`manager`]: the workers, fed by
+//!   the API watch and the engine's relist.
 
+pub mod backoff;
+pub mod manager;
+pub mod probe;
 pub mod spec;
+pub mod status;
+pub mod volumes;
+pub mod worker;

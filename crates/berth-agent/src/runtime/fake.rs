@@ -328,6 +328,15 @@ impl ContainerRuntime for FakeRuntime {
                 message: "name in use".to_owned(),
             });
         }
+        // Like the engine's IPAM: the asked-for address, else the first free one after the
+        // gateway.
+        let ip = spec.ip.or_else(|| {
+            let subnet = network.subnet?;
+            let used: Vec<std::net::Ipv4Addr> = state.containers.values().filter_map(|c| c.status.ip).collect();
+            (2..(1u32 << (32 - u32::from(subnet.prefix))) - 1)
+                .map(|o| std::net::Ipv4Addr::from(u32::from(subnet.addr) + o))
+                .find(|ip| !used.contains(ip))
+        });
         let id = state.new_id("sandbox");
         let mut all_labels = spec.labels.clone();
         all_labels.insert(labels::KIND.to_owned(), labels::KIND_SANDBOX.to_owned());
@@ -349,7 +358,7 @@ impl ContainerRuntime for FakeRuntime {
                     restart_count: 0,
                     created_at: Some(now),
                     labels: all_labels,
-                    ip: spec.ip,
+                    ip,
                 },
                 stop_exit_code: 0,
             },
