@@ -24,3 +24,4 @@ pub mod join;
 pub mod node;
 pub mod pod;
 pub mod runtime;
+pub mod stream;
