@@ -194,7 +194,11 @@ pub(crate) static KINDS: &[ResourceKind] = &[
         &["sa"],
         NONE,
         ALL_VERBS,
-        &[],
+        &[Subresource {
+            name: "token",
+            response_kind: ("authentication.k8s.io", "v1", "TokenRequest"),
+            verbs: &["create"],
+        }],
         "io.k8s.api.core.v1.ServiceAccount",
     ),
     kind(
@@ -760,6 +764,15 @@ mod tests {
         let eviction = pod.subresource("eviction").expect("eviction");
         assert_eq!(eviction.response_kind, ("policy", "v1", "Eviction"));
         assert_eq!(eviction.verbs, &["create"]);
+        let sa = kinds::by_kind("v1", "ServiceAccount").expect("serviceaccounts");
+        let token = sa.subresource("token").expect("token");
+        assert_eq!(
+            (token.response_kind, token.verbs),
+            (
+                ("authentication.k8s.io", "v1", "TokenRequest"),
+                &["create"][..]
+            )
+        );
         let ev = kinds::by_kind("events.k8s.io/v1", "Event").expect("events.k8s.io");
         assert_eq!(ev.key_prefix(), "/registry/core/events/");
         assert_eq!(ev.schema_name, "io.k8s.api.events.v1.Event");

@@ -354,6 +354,7 @@ fn build() -> Schemas {
         core::v1::Binding,
         autoscaling::v1::Scale,
         policy::v1::Eviction,
+        authentication::v1::TokenRequest,
         authentication::v1::TokenReview,
         authentication::v1::SelfSubjectReview,
         authorization::v1::SelfSubjectAccessReview,

@@ -53,6 +53,10 @@ pub enum AuthnError {
         #[source]
         source: std::io::Error,
     },
+    /// A bearer token was recognised but is not valid (bad signature, expired, or its subject
+    /// no longer exists).
+    #[error("invalid bearer token: {0}")]
+    InvalidToken(String),
     /// The token file is not valid.
     #[error("token file {path} is not valid: {source}")]
     TokenFileParse {

@@ -4,6 +4,8 @@
 //! authorizer, the union of authorizers, and Kubernetes' "forbidden" message. It must not parse
 //! HTTP requests (the server builds [`RequestAttributes`]) nor authenticate anyone.
 
+pub mod node;
+
 use crate::authn::UserInfo;
 
 /// The group whose members may do anything.

@@ -12,6 +12,7 @@
 //! - [`bootstrap`]: objects every cluster has (namespaces, the `kubernetes` Service) and the
 //!   compaction loop.
 //! - [`pki`], [`authn`], [`authz`]: certificates, who is asking, and whether they may.
+//! - [`join`]: join tokens and node credentials; [`serviceaccount`]: service-account tokens.
 //! - [`body`], [`query`], [`convert`], [`clock`]: content types, query parameters, version
 //!   conversion, time.
 
@@ -25,12 +26,14 @@ pub mod clock;
 pub mod controllers;
 pub mod convert;
 pub mod fuzzing;
+pub mod join;
 pub mod objects;
 pub mod pki;
 pub mod query;
 pub mod request;
 pub mod rest;
 pub mod server;
+pub mod serviceaccount;
 pub mod subresources;
 
 use std::convert::Infallible;
@@ -55,6 +58,10 @@ pub struct Api {
     pub authn: Box<dyn authn::Authenticator>,
     /// Whether they may.
     pub authz: Box<dyn authz::Authorizer>,
+    /// The cluster's certificates (node credentials are signed with its CA).
+    pub pki: Arc<pki::ClusterPki>,
+    /// Signs service-account tokens.
+    pub tokens: Arc<serviceaccount::TokenSigner>,
 }
 
 /// A response before it is turned into HTTP.

@@ -349,7 +349,7 @@ fn wanted_sans(extra: &[String], service_ip: Option<IpAddr>) -> Result<BTreeSet<
 }
 
 /// Writes `contents` to `path` atomically (temporary file, then rename) with `mode`.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -397,6 +397,46 @@ fn write_pair(dir: &Path, stem: &str, pair: &Pair) -> Result<(), PkiError> {
         pair.cert_pem.as_bytes(),
         0o644,
     )
+}
+
+/// The parameters of a leaf certificate: subject (CN and up to two O), SANs, key usages and
+/// one extended key usage (server or client authentication).
+fn leaf_params(
+    sans: &[SanType],
+    common_name: &str,
+    organizations: &[&str],
+    validity: Duration,
+    server: bool,
+) -> Result<CertificateParams, PkiError> {
+    if organizations.len() > 2 {
+        return Err(PkiError::TooManyOrganizations(organizations.len()));
+    }
+    let mut params = base_params(validity);
+    // rcgen keeps one value per attribute type; a second O is written under the same OID
+    // through a custom type (2.5.4.10), which is how Kubernetes reads several groups.
+    if let Some(o) = organizations.first() {
+        params.distinguished_name.push(DnType::OrganizationName, *o);
+    }
+    if let Some(o) = organizations.get(1) {
+        params
+            .distinguished_name
+            .push(DnType::CustomDnType(vec![2, 5, 4, 10]), *o);
+    }
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.subject_alt_names = sans.to_vec();
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    Ok(params)
 }
 
 fn new_ca() -> Result<Pair, PkiError> {
@@ -521,41 +561,53 @@ impl ClusterPki {
         validity: Duration,
         server: bool,
     ) -> Result<Pair, PkiError> {
-        if organizations.len() > 2 {
-            return Err(PkiError::TooManyOrganizations(organizations.len()));
-        }
         let key = KeyPair::generate()?;
-        let mut params = base_params(validity);
-        // rcgen keeps one value per attribute type; a second O is written under the same OID
-        // through a custom type (2.5.4.10), which is how Kubernetes reads several groups.
-        if let Some(o) = organizations.first() {
-            params.distinguished_name.push(DnType::OrganizationName, *o);
-        }
-        if let Some(o) = organizations.get(1) {
-            params
-                .distinguished_name
-                .push(DnType::CustomDnType(vec![2, 5, 4, 10]), *o);
-        }
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.subject_alt_names = sans.to_vec();
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
+        let params = leaf_params(sans, common_name, organizations, validity, server)?;
         let issuer = Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key)?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Pair {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// Signs the public key of a PEM certificate signing request with `params`. Only the key is
+    /// taken from the request (its signature proves the requester holds the private key); the
+    /// subject, names and usages it asks for are ignored.
+    fn sign_csr(&self, csr_pem: &str, params: CertificateParams) -> Result<String, PkiError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| parse_err("certificate signing request", e))?;
+        csr.params = params;
+        let issuer = Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key)?;
+        Ok(csr.signed_by(&issuer)?.pem())
+    }
+
+    /// Signs a node's client certificate from its CSR: CN `system:node:<node_name>`, O
+    /// `system:nodes`, valid for one year. Returns the certificate PEM.
+    pub fn sign_node_client_csr(&self, csr_pem: &str, node_name: &str) -> Result<String, PkiError> {
+        let params = leaf_params(
+            &[],
+            &format!("system:node:{node_name}"),
+            &["system:nodes"],
+            LEAF_VALIDITY,
+            false,
+        )?;
+        self.sign_csr(csr_pem, params)
+    }
+
+    /// Signs a node agent's serving certificate from its CSR: CN `<node_name>`, SANs the node
+    /// name and `addresses`, valid for one year. Returns the certificate PEM.
+    pub fn sign_node_serving_csr(
+        &self,
+        csr_pem: &str,
+        node_name: &str,
+        addresses: &[IpAddr],
+    ) -> Result<String, PkiError> {
+        let mut keys = BTreeSet::new();
+        keys.insert(san_key(node_name)?);
+        keys.extend(addresses.iter().map(|a| format!("IP:{a}")));
+        let params = leaf_params(&san_types(&keys)?, node_name, &[], LEAF_VALIDITY, true)?;
+        self.sign_csr(csr_pem, params)
     }
 
     /// The directory holding the files (`<data_dir>/tls`).
@@ -649,37 +701,58 @@ impl ClusterPki {
     /// Cluster, context and current context are named "berth", the user "berth-admin". The file
     /// is JSON, which is valid YAML and read by kubectl.
     pub fn write_admin_kubeconfig(&self, path: &Path, server_url: &str) -> Result<(), PkiError> {
-        let doc = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{
-                "name": "berth",
-                "cluster": {
-                    "server": server_url,
-                    "certificate-authority-data": B64.encode(self.ca.cert_pem.as_bytes()),
-                },
-            }],
-            "users": [{
-                "name": "berth-admin",
-                "user": {
-                    "client-certificate-data": B64.encode(self.admin.cert_pem.as_bytes()),
-                    "client-key-data": B64.encode(self.admin.key_pem.as_bytes()),
-                },
-            }],
-            "contexts": [{
-                "name": "berth",
-                "context": { "cluster": "berth", "user": "berth-admin" },
-            }],
-            "current-context": "berth",
-            "preferences": {},
-        });
-        let mut text = serde_json::to_vec_pretty(&doc).map_err(|e| parse_err("kubeconfig", e))?;
-        text.push(b'\n');
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        }
-        write_file(path, &text, 0o600)
+        write_kubeconfig(
+            path,
+            server_url,
+            &self.ca.cert_pem,
+            "berth-admin",
+            &self.admin.cert_pem,
+            &self.admin.key_pem,
+        )
     }
+}
+
+/// Writes a kubeconfig to `path`, mode 0600: one cluster (`server_url`, trusting `ca_pem`), one
+/// user `user_name` with the client certificate and key embedded, cluster, context and current
+/// context named "berth". The file is JSON, which is valid YAML (kubectl and kube-rs read it).
+pub fn write_kubeconfig(
+    path: &Path,
+    server_url: &str,
+    ca_pem: &str,
+    user_name: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(), PkiError> {
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": "berth",
+            "cluster": {
+                "server": server_url,
+                "certificate-authority-data": B64.encode(ca_pem.as_bytes()),
+            },
+        }],
+        "users": [{
+            "name": user_name,
+            "user": {
+                "client-certificate-data": B64.encode(cert_pem.as_bytes()),
+                "client-key-data": B64.encode(key_pem.as_bytes()),
+            },
+        }],
+        "contexts": [{
+            "name": "berth",
+            "context": { "cluster": "berth", "user": user_name },
+        }],
+        "current-context": "berth",
+        "preferences": {},
+    });
+    let mut text = serde_json::to_vec_pretty(&doc).map_err(|e| parse_err("kubeconfig", e))?;
+    text.push(b'\n');
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    write_file(path, &text, 0o600)
 }
 
 /// Reads a JSON kubeconfig (as [`ClusterPki::write_admin_kubeconfig`] writes; YAML is not

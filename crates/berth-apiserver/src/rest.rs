@@ -153,6 +153,7 @@ pub async fn handle(api: &Arc<Api>, req: ResourceRequest<'_>) -> Result<Reply, A
                 ("scale", _) => crate::subresources::scale(api, &req).await,
                 ("binding", "create") => crate::subresources::binding(api, &req).await,
                 ("eviction", "create") => crate::subresources::eviction(api, &req).await,
+                ("token", "create") => crate::serviceaccount::token_request(api, &req).await,
                 (sub, verb) => Err(ApiError::method_not_allowed(format!(
                     "{verb} is not supported on {}/{sub}",
                     kind.plural

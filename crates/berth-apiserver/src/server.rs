@@ -72,6 +72,9 @@ pub enum ServerError {
     /// Allocation ranges could not be set up.
     #[error(transparent)]
     Alloc(#[from] crate::alloc::AllocError),
+    /// The service-account signing key could not be loaded or created.
+    #[error(transparent)]
+    ServiceAccount(#[from] crate::serviceaccount::ServiceAccountError),
     /// Bootstrap objects could not be created.
     #[error("creating the cluster's initial objects: {0}")]
     Bootstrap(#[from] ApiError),
@@ -119,11 +122,14 @@ pub async fn start(
     store: Arc<dyn berth_store::Store>,
 ) -> Result<RunningServer, ServerError> {
     let cidr = Cidr::parse(&config.service_cidr)?;
-    let pki = crate::pki::ClusterPki::load_or_create(
+    let pki = Arc::new(crate::pki::ClusterPki::load_or_create(
         &config.data_dir,
         &config.tls_sans,
         Some(IpAddr::V4(cidr.first())),
-    )?;
+    )?);
+    let tokens = Arc::new(crate::serviceaccount::TokenSigner::load_or_create(
+        pki.dir(),
+    )?);
     let tls = pki.server_config()?;
     let cache = WatchCache::start(Arc::clone(&store), config.watch_history).await?;
     let cluster_cidr = Cidr::parse(&config.cluster_cidr)
@@ -133,10 +139,16 @@ pub async fn start(
     let authn: Box<dyn Authenticator> = Box::new(crate::authn::UnionAuthenticator(vec![
         Box::new(crate::authn::ClientCertAuthenticator),
         Box::new(crate::authn::TokenAuthenticator::load(&config.data_dir)?),
+        Box::new(crate::serviceaccount::ServiceAccountAuthenticator::new(
+            Arc::clone(&tokens),
+            cache.clone(),
+            Arc::clone(&clock),
+        )),
     ]));
-    let authz: Box<dyn Authorizer> = Box::new(crate::authz::UnionAuthorizer(vec![Box::new(
-        crate::authz::SystemMastersAuthorizer,
-    )]));
+    let authz: Box<dyn Authorizer> = Box::new(crate::authz::UnionAuthorizer(vec![
+        Box::new(crate::authz::SystemMastersAuthorizer),
+        Box::new(crate::authz::node::NodeAuthorizer::new(cache.clone())),
+    ]));
     let api = Arc::new(Api {
         store: Arc::clone(&store),
         cache,
@@ -147,6 +159,8 @@ pub async fn start(
         },
         authn,
         authz,
+        pki: Arc::clone(&pki),
+        tokens,
     });
 
     let addr = SocketAddr::new(config.bind_address, config.port);
@@ -176,6 +190,7 @@ pub async fn start(
         shutdown_rx.clone(),
     ));
     crate::controllers::start(&api, shutdown_rx.clone());
+    crate::serviceaccount::start_controller(&api, shutdown_rx.clone());
     let accept = tokio::spawn(accept_loop(listener, tls, Arc::clone(&api), shutdown_rx));
     tracing::info!(%addr, "API server listening");
     Ok(RunningServer {
@@ -298,6 +313,13 @@ async fn route(
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => return Ok(Reply::text(StatusCode::OK, "ok")),
         "/version" | "/version/" => return Ok(Reply::json_value(StatusCode::OK, &version_info())),
+        // Before authentication: the CA is public, and joining proves a bootstrap token.
+        crate::join::CACERTS_PATH => return Ok(crate::join::cacerts(&api)),
+        crate::join::JOIN_PATH => {
+            let authorization = header(&parts, "authorization").map(str::to_string);
+            let body = read_body(&parts, body).await?;
+            return crate::join::join(&api, &parts.method, authorization.as_deref(), body).await;
+        }
         _ => {}
     }
     let creds = Credentials {
@@ -315,29 +337,28 @@ async fn route(
     let query = Query::parse(parts.uri.query());
     let watch = query.flag("watch")?;
     let Some(info) = crate::request::parse(&parts.method, &path, watch) else {
-        authorize(&api, non_resource_attributes(&user, &parts.method, &path))?;
+        authorize_fresh(&api, non_resource_attributes(&user, &parts.method, &path)).await?;
         return non_resource(&parts, &path);
     };
     let Some(kind) = berth_api::kinds::by_resource(&info.group, &info.version, &info.resource)
     else {
         return Err(ApiError::no_such_path(&path));
     };
-    authorize(
-        &api,
-        RequestAttributes {
-            user: user.clone(),
-            verb: info.verb.clone(),
-            api_group: info.group.clone(),
-            api_version: info.version.clone(),
-            resource: info.resource.clone(),
-            subresource: info.subresource.clone().unwrap_or_default(),
-            namespace: info.namespace.clone().unwrap_or_default(),
-            name: info.name.clone().unwrap_or_default(),
-            path: path.clone(),
-            resource_request: true,
-        },
-    )?;
+    let attrs = RequestAttributes {
+        user: user.clone(),
+        verb: info.verb.clone(),
+        api_group: info.group.clone(),
+        api_version: info.version.clone(),
+        resource: info.resource.clone(),
+        subresource: info.subresource.clone().unwrap_or_default(),
+        namespace: info.namespace.clone().unwrap_or_default(),
+        name: info.name.clone().unwrap_or_default(),
+        path: path.clone(),
+        resource_request: true,
+    };
+    authorize_fresh(&api, attrs.clone()).await?;
     let body = read_body(&parts, body).await?;
+    admit_node(&api, &attrs, header(&parts, "content-type"), &body)?;
     let req = ResourceRequest {
         info: &info,
         kind,
@@ -389,6 +410,39 @@ fn authorize(api: &Api, attrs: RequestAttributes) -> Result<(), ApiError> {
         }
         Decision::NoOpinion => Err(ApiError::forbidden(crate::authz::forbidden_message(&attrs))),
     }
+}
+
+/// [`authorize`], and for nodes, once more after the watch cache has caught up with the store
+/// when the first answer is a denial: node decisions rest on cached pods, and a pod bound a
+/// moment ago may not be cached yet.
+async fn authorize_fresh(api: &Api, attrs: RequestAttributes) -> Result<(), ApiError> {
+    match authorize(api, attrs.clone()) {
+        Err(_) if crate::authz::node::node_name(&attrs.user).is_some() => {
+            crate::rest::wait_consistent(api, None).await?;
+            authorize(api, attrs)
+        }
+        r => r,
+    }
+}
+
+/// The body checks of the node authorizer (see [`crate::authz::node::admit`]): 403 when a node
+/// names another node's objects in what it sends.
+fn admit_node(
+    api: &Api,
+    attrs: &RequestAttributes,
+    content_type: Option<&str>,
+    body: &Bytes,
+) -> Result<(), ApiError> {
+    if crate::authz::node::node_name(&attrs.user).is_none() || body.is_empty() {
+        return Ok(());
+    }
+    let decoded = crate::body::decode_object(content_type, body).ok();
+    crate::authz::node::admit(attrs, decoded.as_ref(), api.cache.as_ref()).map_err(|reason| {
+        ApiError::forbidden(format!(
+            "{}: {reason}",
+            crate::authz::forbidden_message(attrs)
+        ))
+    })
 }
 
 /// How much of an oversized body is read and discarded before answering 413, so that
