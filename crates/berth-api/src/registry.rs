@@ -116,6 +116,22 @@ pub(crate) static KINDS: &[ResourceKind] = &[
                 response_kind: ("policy", "v1", "Eviction"),
                 verbs: &["create"],
             },
+            // Streams, proxied to the node agent that runs the pod.
+            Subresource {
+                name: "exec",
+                response_kind: ("", "v1", "PodExecOptions"),
+                verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "log",
+                response_kind: ("", "v1", "Pod"),
+                verbs: &["get"],
+            },
+            Subresource {
+                name: "portforward",
+                response_kind: ("", "v1", "PodPortForwardOptions"),
+                verbs: &["create", "get"],
+            },
         ],
         "io.k8s.api.core.v1.Pod",
     ),
@@ -764,6 +780,18 @@ mod tests {
         let eviction = pod.subresource("eviction").expect("eviction");
         assert_eq!(eviction.response_kind, ("policy", "v1", "Eviction"));
         assert_eq!(eviction.verbs, &["create"]);
+        for (name, kind, verbs) in [
+            ("exec", "PodExecOptions", &["create", "get"][..]),
+            ("log", "Pod", &["get"][..]),
+            (
+                "portforward",
+                "PodPortForwardOptions",
+                &["create", "get"][..],
+            ),
+        ] {
+            let s = pod.subresource(name).expect(name);
+            assert_eq!((s.response_kind, s.verbs), (("", "v1", kind), verbs));
+        }
         let sa = kinds::by_kind("v1", "ServiceAccount").expect("serviceaccounts");
         let token = sa.subresource("token").expect("token");
         assert_eq!(

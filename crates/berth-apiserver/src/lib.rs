@@ -4,7 +4,8 @@
 //! - [`server`]: the HTTPS listener, authentication and authorization of every request, and
 //!   the routing of non-resource paths (health, version, discovery, OpenAPI).
 //! - [`request`]: parsing resource paths into verb, group, version, resource, namespace, name.
-//! - [`rest`]: the resource endpoints; [`subresources`]: scale, binding, eviction.
+//! - [`rest`]: the resource endpoints; [`subresources`]: scale, binding, eviction; [`proxy`]:
+//!   `pods/log`, `pods/exec` and `pods/portforward`, proxied to the node agents.
 //! - [`objects`]: the object write pipeline (metadata, defaulting, validation, admission,
 //!   managed fields, compare-and-swap).
 //! - [`cache`]: the watch cache that serves lists and watches.
@@ -29,6 +30,7 @@ pub mod fuzzing;
 pub mod join;
 pub mod objects;
 pub mod pki;
+pub mod proxy;
 pub mod query;
 pub mod request;
 pub mod rest;

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -126,7 +126,13 @@ pub struct ClusterPki {
     ca_key: KeyPair,
     serving: Pair,
     admin: Pair,
+    /// The TLS client configuration for node agents, made on first use.
+    kubelet_client: OnceLock<Arc<rustls::ClientConfig>>,
 }
+
+/// Common name of the client certificate the API server presents to node agents' streaming
+/// endpoints (the agents serve no one else).
+pub const KUBELET_CLIENT_CN: &str = "berth:apiserver";
 
 impl std::fmt::Debug for ClusterPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -507,6 +513,7 @@ impl ClusterPki {
                 cert_pem: String::new(),
                 key_pem: String::new(),
             },
+            kubelet_client: OnceLock::new(),
         };
 
         let wanted = wanted_sans(extra_sans, service_ip)?;
@@ -674,6 +681,28 @@ impl ClusterPki {
             .unwrap_or_default();
         let p = self.issue(&san_types(&keys)?, &cn, &[], validity, true)?;
         Ok((p.cert_pem, p.key_pem))
+    }
+
+    /// TLS client configuration for talking to node agents: trusts the cluster CA (agents serve
+    /// certificates it signed) and presents a client certificate with CN [`KUBELET_CLIENT_CN`]
+    /// and no groups. The certificate is issued in memory once per process (1 year), not stored.
+    /// HTTP/1.1 only: the streams are upgraded connections.
+    pub fn kubelet_client_config(&self) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        if let Some(config) = self.kubelet_client.get() {
+            return Ok(Arc::clone(config));
+        }
+        let pair = self.issue(&[], KUBELET_CLIENT_CN, &[], LEAF_VALIDITY, false)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone())?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![pair.cert_der()?], pair.key_der()?)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::clone(
+            self.kubelet_client.get_or_init(|| Arc::new(config)),
+        ))
     }
 
     /// TLS configuration for the API server: ALPN h2 and http/1.1; client certificates are

@@ -293,7 +293,13 @@ async fn handle(
     certs: &[rustls::pki_types::CertificateDer<'static>],
     req: Request<Incoming>,
 ) -> Response<Body> {
-    match route(api, certs, req).await {
+    // Proxied streams (pods/log, exec, portforward) answer with the agent's own response.
+    let mut raw = None;
+    let routed = route(api, certs, req, &mut raw).await;
+    if let (Ok(_), Some(raw)) = (&routed, raw) {
+        return raw;
+    }
+    match routed {
         Ok(r) => r.into_response(),
         Err(e) => Reply::error(&e).into_response(),
     }
@@ -307,6 +313,7 @@ async fn route(
     api: Arc<Api>,
     certs: &[rustls::pki_types::CertificateDer<'static>],
     req: Request<Incoming>,
+    raw: &mut Option<Response<Body>>,
 ) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -346,7 +353,7 @@ async fn route(
     };
     let attrs = RequestAttributes {
         user: user.clone(),
-        verb: info.verb.clone(),
+        verb: crate::proxy::authorization_verb(&info),
         api_group: info.group.clone(),
         api_version: info.version.clone(),
         resource: info.resource.clone(),
@@ -357,6 +364,10 @@ async fn route(
         resource_request: true,
     };
     authorize_fresh(&api, attrs.clone()).await?;
+    if crate::proxy::handles(&info) {
+        *raw = Some(crate::proxy::handle(&api, &info, &query, parts, body).await?);
+        return Ok(Reply::text(StatusCode::OK, ""));
+    }
     let body = read_body(&parts, body).await?;
     admit_node(&api, &attrs, header(&parts, "content-type"), &body)?;
     let req = ResourceRequest {
