@@ -108,7 +108,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         bail!("storing the token failed ({status}): {body}");
     }
     match expiration {
-        Some(t) => eprintln!("Join token {} valid until {t}", token.id),
+        Some(t) => eprintln!(
+            "Join token {} valid until {}",
+            token.id,
+            berth_api::meta::format_time(t)
+        ),
         None => eprintln!("Join token {} valid until deleted", token.id),
     }
     println!("{token}");
