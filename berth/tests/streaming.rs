@@ -315,6 +315,51 @@ fn kubectl_logs_exec_and_port_forward() {
         assert!(response.contains("hello-through-kubectl"), "{response}");
     }
     drop(forward);
+
+    // A crashing container: `--previous` shows the run before the last one.
+    let node = s.node.clone().expect("node name");
+    let image = busybox_image();
+    let crashy = format!(
+        r#"{{
+  "apiVersion": "v1",
+  "kind": "Pod",
+  "metadata": {{"name": "crashy"}},
+  "spec": {{
+    "nodeName": "{node}",
+    "volumes": [{{"name": "work", "emptyDir": {{}}}}],
+    "containers": [
+      {{"name": "app", "image": "{image}", "imagePullPolicy": "Never",
+        "volumeMounts": [{{"name": "work", "mountPath": "/work"}}],
+        "command": ["sh", "-c", "n=$(cat /work/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /work/n; echo run-$n; exit 1"]}}
+    ]
+  }}
+}}"#
+    );
+    s.kubectl_ok_stdin(&["apply", "-f", "-"], &crashy);
+    let run = |args: &[&str]| -> Option<u32> {
+        let out = s.kubectl(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.trim().strip_prefix("run-")?.parse().ok()
+    };
+    let pair = eventually(Duration::from_secs(90), || {
+        let previous = run(&["logs", "crashy", "--previous"])?;
+        let current = run(&["logs", "crashy"])?;
+        let again = run(&["logs", "crashy", "--previous"])?;
+        // A restart between the two reads shifts both; read until they are stable.
+        (again == previous).then_some((previous, current))
+    });
+    let (previous, current) = pair.unwrap_or_else(|| {
+        panic!(
+            "no previous run of crashy: {:?} / {}",
+            s.kubectl(&["logs", "crashy", "--previous"]),
+            s.kubectl_ok(&["get", "pod", "crashy", "-o", "json"])
+        )
+    });
+    assert_eq!(
+        current,
+        previous + 1,
+        "previous run-{previous}, current run-{current}"
+    );
 }
 
 #[test]
