@@ -14,8 +14,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the control plane (API server on the embedded store).
+    /// Run the control plane (API server on the embedded store) and a node agent.
     Server(cmd::server::ServerArgs),
+    /// Join this machine to a cluster as a node and run the pods bound to it.
+    Agent(cmd::agent::AgentArgs),
+    /// Manage join tokens for new nodes.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// Measure a running server (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -43,6 +48,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
+            Command::Agent(args) => cmd::agent::run(args).await,
+            Command::Token(t) => cmd::token::run(t).await,
             Command::Bench(b) => cmd::bench::run(b).await,
         }
     });

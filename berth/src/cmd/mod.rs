@@ -1,4 +1,6 @@
 //! One module per subcommand: parse flags, call the libraries, print.
 
+pub mod agent;
 pub mod bench;
 pub mod server;
+pub mod token;

@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// How often the store's history is compacted, e.g. 5m, 30s.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub compaction_interval: Duration,
+    /// Settings of the node agent the server runs (unless --disable-agent).
+    #[command(flatten)]
+    pub node: crate::cmd::agent::NodeArgs,
 }
 
 /// Parses `300ms`, `30s`, `5m`, `1h` (a bare number is seconds).
@@ -110,24 +113,70 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut server = berth_apiserver::start(config, store)
         .await
         .context("starting the API server")?;
-    if !args.disable_agent {
-        tracing::info!(
-            "the node agent is not part of this build yet; running the control plane only"
-        );
-    }
+    let (agent_stop, agent_rx) = tokio::sync::watch::channel(false);
+    let agent = if args.disable_agent {
+        None
+    } else {
+        Some(start_local_agent(&args, &data_dir, &server, agent_rx).await?)
+    };
     println!("Berth API server listening on {}", server.url);
     println!("export KUBECONFIG={}", server.kubeconfig.display());
+    let agent_done = async {
+        match agent {
+            Some(a) => a.task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
-            server.shutdown().await;
+        }
+        r = agent_done => {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "the node agent stopped"),
+                Err(e) => tracing::error!(error = %e, "the node agent stopped"),
+            }
         }
         _ = server.wait() => {}
     }
+    let _ = agent_stop.send(true);
+    server.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Issues this machine's node credentials (no token: the server holds the CA) and starts the
+/// agent with them.
+async fn start_local_agent(
+    args: &ServerArgs,
+    data_dir: &std::path::Path,
+    server: &berth_apiserver::RunningServer,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<crate::cmd::agent::RunningAgent> {
+    use crate::cmd::agent;
+    let node_name = args
+        .node
+        .node_name
+        .clone()
+        .unwrap_or_else(agent::host_node_name);
+    let node_ip = args.node.node_ip.unwrap_or_else(agent::default_node_ip);
+    let dir = data_dir.join("agent");
+    berth_apiserver::join::issue_local_node(
+        &server.api.pki,
+        &server.url,
+        &node_name,
+        &[node_ip],
+        &dir,
+    )
+    .context("issuing the local node's credentials")?;
+    let creds = berth_agent::join::load_credentials(&dir)?
+        .context("the local node's credentials were not written")?;
+    let running = agent::start(&args.node, &node_name, &dir, creds, shutdown).await?;
+    tracing::info!(node = %node_name, port = running.port, "node agent started");
+    Ok(running)
+}
+
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {

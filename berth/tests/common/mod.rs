@@ -53,6 +53,8 @@ pub struct TestServer {
     pub kubeconfig: PathBuf,
     pub cache_dir: PathBuf,
     pub extra_args: Vec<String>,
+    /// The node name of the server's own agent, when it runs one.
+    pub node: Option<String>,
 }
 
 impl TestServer {
@@ -63,8 +65,37 @@ impl TestServer {
 
     /// Starts a server with extra flags.
     pub fn start_with(extra: &[&str]) -> TestServer {
+        let mut args = vec!["--disable-agent".to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(args, None)
+    }
+
+    /// Starts a server that runs its node agent (a node with a unique name, its own pod CIDR
+    /// and a streaming port picked at random), with extra flags. Its containers and network are
+    /// removed when the server is dropped.
+    pub fn start_with_agent(extra: &[&str]) -> TestServer {
+        let node = unique_node_name();
+        let mut args: Vec<String> = [
+            "--node-name",
+            &node,
+            "--node-ip",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--lease-renew-interval",
+            "1s",
+            "--cluster-cidr",
+            &unique_cluster_cidr(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(args, Some(node))
+    }
+
+    fn spawn(extra_args: Vec<String>, node: Option<String>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, url, kubeconfig) = spawn_server(dir.path(), &extra_args);
         let cache_dir = dir.path().join("kubectl-cache");
         TestServer {
@@ -74,6 +105,7 @@ impl TestServer {
             kubeconfig,
             cache_dir,
             extra_args,
+            node,
         }
     }
 
@@ -175,14 +207,99 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(node) = &self.node {
+            remove_node_containers(node);
+        }
     }
+}
+
+/// A node name no other test uses.
+pub fn unique_node_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A cluster CIDR (a /20) no other server of this test run uses, so that the Docker networks
+/// of parallel tests never overlap.
+pub fn unique_cluster_cidr() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let second = 100 + (std::process::id() % 100) as u32;
+    format!("10.{second}.{}.0/20", (n % 16) * 16)
+}
+
+/// Removes the containers and networks an agent made for `node` (tests share one dockerd).
+pub fn remove_node_containers(node: &str) {
+    let label = format!("label=dev.berth.node={node}");
+    let ids = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output();
+    if let Ok(out) = ids {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    if let Ok(out) = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &label])
+        .output()
+    {
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("docker")
+                .args(["network", "rm", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A busybox image built locally from the static busybox binary (nothing can be pulled), for
+/// pods in tests; built once per test process.
+pub fn busybox_image() -> &'static str {
+    use std::sync::OnceLock;
+    const TAG: &str = "berth-test/busybox:1";
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH=/bin\nCMD [\"sh\"]\n",
+        )
+        .expect("Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", TAG])
+            .arg(dir.path())
+            .output()
+            .expect("docker build runs");
+        assert!(
+            out.status.success(),
+            "building {TAG}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TAG
 }
 
 fn spawn_server(dir: &Path, extra: &[String]) -> (Child, String, PathBuf) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args([
             "server",
-            "--disable-agent",
             "--bind-address",
             "127.0.0.1",
             "--https-listen-port",
