@@ -23,18 +23,16 @@ struct Agent {
 impl Agent {
     fn spawn(server: &TestServer, dir: &Path, node: &str, token: Option<&str>) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args(["agent", "--data-dir"])
-            .arg(dir)
-            .args([
-                "--node-name",
-                node,
-                "--node-ip",
-                "127.0.0.1",
-                "--listen-port",
-                "0",
-                "--lease-renew-interval",
-                "1s",
-            ]);
+        cmd.args(["agent", "--data-dir"]).arg(dir).args([
+            "--node-name",
+            node,
+            "--node-ip",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--lease-renew-interval",
+            "1s",
+        ]);
         if let Some(t) = token {
             cmd.args(["--server", &server.url, "--token", t]);
         }
@@ -98,7 +96,11 @@ fn a_restarted_agent_adopts_its_containers_and_catches_up() {
         .arg(s.data_dir())
         .output()
         .expect("berth token create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -129,12 +131,13 @@ fn a_restarted_agent_adopts_its_containers_and_catches_up() {
             ),
         );
     }
-    let running = |name: &str| {
-        pod_json(&s, name).is_some_and(|p| p["status"]["phase"] == "Running")
-    };
+    let running =
+        |name: &str| pod_json(&s, name).is_some_and(|p| p["status"]["phase"] == "Running");
     assert!(
-        eventually(Duration::from_secs(60), || (running("keep") && running("gone")).then_some(()))
-            .is_some(),
+        eventually(Duration::from_secs(60), || (running("keep")
+            && running("gone"))
+        .then_some(()))
+        .is_some(),
         "both pods run"
     );
     let uid = pod_json(&s, "keep").unwrap()["metadata"]["uid"].clone();
@@ -144,9 +147,16 @@ fn a_restarted_agent_adopts_its_containers_and_catches_up() {
     // The machine loses its agent; meanwhile one pod is deleted and a container dies.
     agent.kill9();
     s.kubectl_ok(&["delete", "pod", "gone", "--wait=false"]);
-    let app = docker_ids(&node, "keep", &["--filter", "label=dev.berth.kind=container"]);
+    let app = docker_ids(
+        &node,
+        "keep",
+        &["--filter", "label=dev.berth.kind=container"],
+    );
     assert_eq!(app.len(), 1);
-    let killed = Command::new("docker").args(["kill", &app[0]]).output().unwrap();
+    let killed = Command::new("docker")
+        .args(["kill", &app[0]])
+        .output()
+        .unwrap();
     assert!(killed.status.success());
 
     agent.child = Some(Agent::spawn(&s, &dir, &node, None));
@@ -154,7 +164,10 @@ fn a_restarted_agent_adopts_its_containers_and_catches_up() {
         (pod_json(&s, "gone").is_none() && docker_ids(&node, "gone", &["-a"]).is_empty())
             .then_some(())
     });
-    assert!(cleaned.is_some(), "the pod deleted during the outage is cleaned up");
+    assert!(
+        cleaned.is_some(),
+        "the pod deleted during the outage is cleaned up"
+    );
     let restarted = eventually(Duration::from_secs(60), || {
         let p = pod_json(&s, "keep")?;
         let cs = &p["status"]["containerStatuses"][0];
@@ -165,5 +178,8 @@ fn a_restarted_agent_adopts_its_containers_and_catches_up() {
     let keep_after = docker_ids(&node, "keep", &[]);
     assert_eq!(keep_after.len(), 2, "no duplicates: {keep_after:?}");
     let sandbox = docker_ids(&node, "keep", &["--filter", "label=dev.berth.kind=sandbox"]);
-    assert!(keep_before.contains(&sandbox[0]), "the sandbox was adopted, not recreated");
+    assert!(
+        keep_before.contains(&sandbox[0]),
+        "the sandbox was adopted, not recreated"
+    );
 }

@@ -321,7 +321,7 @@ fn memory_limit_is_in_the_cgroup_and_deletion_respects_the_grace_period() {
             "ps",
             "-aq",
             "--filter",
-            &format!("label=dev.berth.pod.name=limited"),
+            "label=dev.berth.pod.name=limited",
             "--filter",
             &format!("label=dev.berth.node={node}"),
         ])
@@ -365,7 +365,7 @@ fn probes_restart_unhealthy_and_clear_ready() {
         ready["ready"], false,
         "a failing readiness probe keeps it unready"
     );
-    assert_eq!(ready["state"]["running"].is_object(), true);
+    assert!(ready["state"]["running"].is_object());
     assert!(
         p["status"]["conditions"]
             .as_array()

@@ -116,8 +116,7 @@ fn a_private_image_is_pulled_with_the_pull_secret() {
     };
     s.kubectl_ok_stdin(&["apply", "-f", "-"], &pod("anonymous", ""));
     let refused = eventually(Duration::from_secs(60), || {
-        waiting_reason(&s, "anonymous")
-            .filter(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+        waiting_reason(&s, "anonymous").filter(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
     });
     assert!(refused.is_some(), "a pull without credentials fails");
 

@@ -136,9 +136,7 @@ pub async fn run_with(
             ep.listener,
             ep.tls,
             Arc::clone(&rt),
-            async move {
-                while stop.changed().await.is_ok() && !*stop.borrow() {}
-            },
+            async move { while stop.changed().await.is_ok() && !*stop.borrow() {} },
         ))
     });
     let health = runtime_health(rt.as_ref()).await;
@@ -187,7 +185,12 @@ pub async fn run_with(
         network,
         node_allocatable: allocatable,
     });
-    let heartbeat = tokio::spawn(heartbeat(node, Arc::clone(&rt), config.clone(), shutdown.clone()));
+    let heartbeat = tokio::spawn(heartbeat(
+        node,
+        Arc::clone(&rt),
+        config.clone(),
+        shutdown.clone(),
+    ));
     let events = api.watch_pods(&config.node_name);
     PodManager::new(shared).run(events, shutdown).await;
     heartbeat.abort();

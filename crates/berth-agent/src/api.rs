@@ -106,8 +106,7 @@ pub trait ClusterApi: Send + Sync {
         patch: &Value,
     ) -> Result<(), ApiCallError>;
     /// Deletes a pod at once (grace 0) if it still has `uid`.
-    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str)
-    -> Result<(), ApiCallError>;
+    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<(), ApiCallError>;
     /// Records an event.
     async fn create_event(&self, event: &Event) -> Result<(), ApiCallError>;
 }
@@ -286,12 +285,7 @@ impl ClusterApi for KubeApi {
         Ok(())
     }
 
-    async fn delete_pod(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-    ) -> Result<(), ApiCallError> {
+    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<(), ApiCallError> {
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -613,12 +607,7 @@ impl ClusterApi for FakeApi {
         Ok(())
     }
 
-    async fn delete_pod(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-    ) -> Result<(), ApiCallError> {
+    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<(), ApiCallError> {
         self.record(format!("delete_pod {namespace}/{name}"));
         self.state()
             .deleted_pods

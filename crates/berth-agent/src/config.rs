@@ -57,7 +57,11 @@ pub const DEFAULT_BUSYBOX: &str = "/bin/busybox";
 
 impl AgentConfig {
     /// Settings with the defaults for everything but identity and location.
-    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>, node_ip: IpAddr) -> Self {
+    pub fn new(
+        node_name: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        node_ip: IpAddr,
+    ) -> Self {
         Self {
             node_name: node_name.into(),
             node_labels: BTreeMap::new(),

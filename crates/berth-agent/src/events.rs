@@ -54,10 +54,7 @@ impl Recorder {
             .unwrap_or_else(|| "default".into());
         // Unique per process and time, like the kubelet's `<pod>.<hex nanoseconds>`.
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "{pod_name}.{:x}{seq:x}",
-            now.as_nanosecond().unsigned_abs()
-        );
+        let name = format!("{pod_name}.{:x}{seq:x}", now.as_nanosecond().unsigned_abs());
         Event {
             metadata: ObjectMeta {
                 name: Some(name),
@@ -145,7 +142,13 @@ mod tests {
         );
         assert_eq!(e.involved_object.uid.as_deref(), Some("u1"));
         assert_eq!(e.source.unwrap().host.as_deref(), Some("n1"));
-        let e2 = r.build(&pod, Some("app"), NORMAL, "Started", "Started container app");
+        let e2 = r.build(
+            &pod,
+            Some("app"),
+            NORMAL,
+            "Started",
+            "Started container app",
+        );
         assert_eq!(
             e2.involved_object.field_path.as_deref(),
             Some("spec.containers{app}")

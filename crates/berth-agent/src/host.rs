@@ -98,7 +98,8 @@ impl HostUsage {
     /// Whether free process IDs are under [`PID_PRESSURE_PERCENT`] of `pid_max`.
     pub fn pid_pressure(&self) -> bool {
         self.pid_max > 0
-            && self.pid_max.saturating_sub(self.processes) * 100 < self.pid_max * PID_PRESSURE_PERCENT
+            && self.pid_max.saturating_sub(self.processes) * 100
+                < self.pid_max * PID_PRESSURE_PERCENT
     }
 }
 
@@ -207,7 +208,12 @@ impl Host for LinuxHost {
         let processes = std::fs::read_dir("/proc")
             .map(|dir| {
                 dir.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    })
                     .count() as u64
             })
             .unwrap_or(0);

@@ -120,7 +120,10 @@ fn conditions(usage: &HostUsage, health: &RuntimeHealth) -> Vec<ConditionState> 
 /// The well-known and configured labels of the node.
 pub fn node_labels(config: &AgentConfig, info: &HostInfo) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
-        ("kubernetes.io/hostname".to_string(), config.node_name.clone()),
+        (
+            "kubernetes.io/hostname".to_string(),
+            config.node_name.clone(),
+        ),
         ("kubernetes.io/os".to_string(), info.os.clone()),
         ("kubernetes.io/arch".to_string(), info.arch.clone()),
         ("beta.kubernetes.io/os".to_string(), info.os.clone()),
@@ -207,7 +210,12 @@ impl NodeStatus {
                 }
             }
         };
-        if node.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_none() {
+        if node
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_ref())
+            .is_none()
+        {
             return Err(NodeError::NoPodCidr(name));
         }
         self.update_status(health).await?;
@@ -388,7 +396,12 @@ mod tests {
             "docker://20.10.24"
         );
         assert_eq!(
-            status.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port,
+            status
+                .daemon_endpoints
+                .unwrap()
+                .kubelet_endpoint
+                .unwrap()
+                .port,
             12345
         );
         assert_eq!(condition(&node, "Ready").status, "True");
@@ -437,7 +450,9 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         ns.renew_lease().await.unwrap();
         let second = api.lease("n1").unwrap();
-        assert!(second.spec.unwrap().renew_time.unwrap().0 > first.spec.unwrap().renew_time.unwrap().0);
+        assert!(
+            second.spec.unwrap().renew_time.unwrap().0 > first.spec.unwrap().renew_time.unwrap().0
+        );
         assert!(api.calls().contains(&"create_lease n1".to_string()));
         assert!(api.calls().contains(&"replace_lease n1".to_string()));
     }

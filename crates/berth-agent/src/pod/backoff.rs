@@ -94,11 +94,17 @@ mod tests {
         assert_eq!(b.remaining("c", at(0), at(0)), None);
         b.next("c", at(0));
         // Fails again at 1 s: waits 10 s from then.
-        assert_eq!(b.remaining("c", at(1), at(1)), Some(Duration::from_secs(10)));
+        assert_eq!(
+            b.remaining("c", at(1), at(1)),
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(b.remaining("c", at(1), at(8)), Some(Duration::from_secs(3)));
         assert_eq!(b.remaining("c", at(1), at(11)), None);
         b.next("c", at(11));
-        assert_eq!(b.remaining("c", at(12), at(12)), Some(Duration::from_secs(20)));
+        assert_eq!(
+            b.remaining("c", at(12), at(12)),
+            Some(Duration::from_secs(20))
+        );
         b.next("c", at(32));
         assert_eq!(b.current("c"), Duration::from_secs(40));
         b.next("c", at(80));

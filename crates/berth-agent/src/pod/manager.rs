@@ -151,7 +151,9 @@ impl PodManager {
                     SummaryState::Created => "created".to_string(),
                     SummaryState::Other(s) => s.clone(),
                 };
-                now.entry(uid.clone()).or_default().push((c.id.clone(), state));
+                now.entry(uid.clone())
+                    .or_default()
+                    .push((c.id.clone(), state));
             }
         }
         for v in now.values_mut() {
@@ -202,6 +204,9 @@ impl PodManager {
 
     /// Number of pods with a live worker.
     pub fn pods(&self) -> usize {
-        self.workers.values().filter(|w| !w.task.is_finished()).count()
+        self.workers
+            .values()
+            .filter(|w| !w.task.is_finished())
+            .count()
     }
 }

@@ -57,7 +57,8 @@ pub async fn check(
     pod_ip: Option<IpAddr>,
     probe: &Probe,
 ) -> Outcome {
-    let timeout = Duration::from_secs(u64::try_from(probe.timeout_seconds.unwrap_or(1).max(1)).unwrap_or(1));
+    let timeout =
+        Duration::from_secs(u64::try_from(probe.timeout_seconds.unwrap_or(1).max(1)).unwrap_or(1));
     if let Some(exec) = &probe.exec {
         let cmd = exec.command.clone().unwrap_or_default();
         return match runtime.exec_output(container_id, &cmd, timeout).await {
@@ -99,7 +100,12 @@ pub async fn check(
             format!("/{path}")
         };
         let url = format!("{scheme}://{host}:{port}{path}");
-        return http_check(&url, http.http_headers.as_deref().unwrap_or_default(), timeout).await;
+        return http_check(
+            &url,
+            http.http_headers.as_deref().unwrap_or_default(),
+            timeout,
+        )
+        .await;
     }
     if let Some(tcp) = &probe.tcp_socket {
         let Some(port) = resolve_port(&tcp.port, container) else {
@@ -119,7 +125,9 @@ pub async fn check(
             Err(_) => Outcome::Failure(format!("dial tcp {addr}: i/o timeout")),
         };
     }
-    Outcome::Failure("the probe has no handler this agent supports (exec, httpGet, tcpSocket)".into())
+    Outcome::Failure(
+        "the probe has no handler this agent supports (exec, httpGet, tcpSocket)".into(),
+    )
 }
 
 /// A port number, or a named port of the container.
@@ -185,7 +193,11 @@ pub struct Thresholds {
 impl Thresholds {
     /// From the probe's fields (defaults 1 and 3).
     pub fn new(probe: &Probe) -> Self {
-        let pos = |v: Option<i32>, d: u32| v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0).unwrap_or(d);
+        let pos = |v: Option<i32>, d: u32| {
+            v.and_then(|v| u32::try_from(v).ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(d)
+        };
         Self {
             success_threshold: pos(probe.success_threshold, 1),
             failure_threshold: pos(probe.failure_threshold, 3),
@@ -305,7 +317,10 @@ impl Prober {
 
     /// The current verdicts.
     pub fn results(&self) -> ProbeResults {
-        self.results.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -422,7 +437,9 @@ mod tests {
 
     #[test]
     fn thresholds_count_consecutive_results() {
-        let mut t = Thresholds::new(&probe(json!({"successThreshold": 2, "failureThreshold": 2})));
+        let mut t = Thresholds::new(&probe(
+            json!({"successThreshold": 2, "failureThreshold": 2}),
+        ));
         assert_eq!(t.record(true), None);
         assert_eq!(t.record(false), None);
         assert_eq!(t.record(true), None);
@@ -437,7 +454,10 @@ mod tests {
             "name": "c", "ports": [{"name": "http", "containerPort": 8080}]
         }))
         .unwrap();
-        assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Some(8080));
+        assert_eq!(
+            resolve_port(&IntOrString::String("http".into()), &c),
+            Some(8080)
+        );
         assert_eq!(resolve_port(&IntOrString::Int(81), &c), Some(81));
         assert_eq!(resolve_port(&IntOrString::String("nope".into()), &c), None);
     }
@@ -507,7 +527,10 @@ mod tests {
         let p = probe(json!({"tcpSocket": {"port": port, "host": "127.0.0.1"}}));
         assert_eq!(check(&rt, "id", &c, None, &p).await, Outcome::Success);
         drop(listener);
-        assert!(matches!(check(&rt, "id", &c, None, &p).await, Outcome::Failure(_)));
+        assert!(matches!(
+            check(&rt, "id", &c, None, &p).await,
+            Outcome::Failure(_)
+        ));
     }
 
     #[tokio::test]
@@ -517,13 +540,24 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut buf = vec![0u8; 1024];
                 let n = s.read(&mut buf).await.unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                let code = if req.starts_with("GET /ok") { "200 OK" } else { "500 Internal Server Error" };
+                let code = if req.starts_with("GET /ok") {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
                 let _ = s
-                    .write_all(format!("HTTP/1.1 {code}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {code}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
                     .await;
             }
         });
@@ -562,7 +596,9 @@ mod tests {
         let hook: FailureHook = Arc::new(move |_, _| *f2.lock().unwrap() += 1);
         let p = Prober::start(rt, c, id, None, Duration::ZERO, Arc::clone(&wake), hook);
         assert!(p.results().ready(), "no readiness probe: ready");
-        tokio::time::timeout(Duration::from_secs(10), wake.notified()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), wake.notified())
+            .await
+            .unwrap();
         // Woken by the kill verdict (or the failure message first); wait for the verdict.
         for _ in 0..10 {
             if p.results().kill.is_some() {

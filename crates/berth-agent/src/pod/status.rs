@@ -315,11 +315,21 @@ pub fn pod_status(input: &StatusInput<'_>) -> PodStatus {
     } else {
         (
             Some("ContainersNotReady".to_string()),
-            Some(format!("containers with unready status: [{}]", not_ready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                not_ready.join(" ")
+            )),
         )
     };
     let conditions = vec![
-        condition(pod, "PodReadyToStartContainers", pod_ip.is_some() && !terminal, None, None, now),
+        condition(
+            pod,
+            "PodReadyToStartContainers",
+            pod_ip.is_some() && !terminal,
+            None,
+            None,
+            now,
+        ),
         condition(
             pod,
             "Initialized",
@@ -358,11 +368,7 @@ pub fn pod_status(input: &StatusInput<'_>) -> PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
         host_ip: input.host_ip.map(|ip| ip.to_string()),
-        host_ips: input.host_ip.map(|ip| {
-            vec![HostIP {
-                ip: ip.to_string(),
-            }]
-        }),
+        host_ips: input.host_ip.map(|ip| vec![HostIP { ip: ip.to_string() }]),
         pod_ip: pod_ip.map(|ip| ip.to_string()),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
         start_time: Some(start_time),
@@ -440,7 +446,9 @@ mod tests {
 
     #[test]
     fn a_running_pod_is_ready_with_ips() {
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "busybox:1"}]}}));
+        let p = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "busybox:1"}]}}),
+        );
         let mut sandbox = container("POD", 0, running());
         sandbox.ip = Some(Ipv4Addr::new(10, 42, 0, 5));
         let obs = Observed {
@@ -478,11 +486,24 @@ mod tests {
         let cs = &s.container_statuses.unwrap()[0];
         assert_eq!(cs.restart_count, 2);
         assert_eq!(
-            cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("CrashLoopBackOff")
         );
         assert_eq!(
-            cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code,
+            cs.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
             1
         );
     }
@@ -490,7 +511,9 @@ mod tests {
     #[test]
     fn phases_follow_the_restart_policy() {
         let mk = |policy: &str| {
-            pod(json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": policy, "containers": [{"name": "a"}, {"name": "b"}]}}))
+            pod(
+                json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": policy, "containers": [{"name": "a"}, {"name": "b"}]}}),
+            )
         };
         let obs = |a: i64, b: i64| Observed {
             sandbox: None,
@@ -500,13 +523,28 @@ mod tests {
             ]),
         };
         let none = BTreeMap::new();
-        assert_eq!(status(&mk("Never"), &obs(0, 0), &none).phase.as_deref(), Some("Succeeded"));
-        assert_eq!(status(&mk("Never"), &obs(0, 1), &none).phase.as_deref(), Some("Failed"));
-        assert_eq!(status(&mk("OnFailure"), &obs(0, 0), &none).phase.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            status(&mk("Never"), &obs(0, 0), &none).phase.as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            status(&mk("Never"), &obs(0, 1), &none).phase.as_deref(),
+            Some("Failed")
+        );
+        assert_eq!(
+            status(&mk("OnFailure"), &obs(0, 0), &none).phase.as_deref(),
+            Some("Succeeded")
+        );
         let s = status(&mk("Never"), &obs(0, 0), &none);
         assert_eq!(cond(&s, "Ready"), "False");
         assert_eq!(
-            s.conditions.unwrap().iter().find(|c| c.type_ == "Ready").unwrap().reason.as_deref(),
+            s.conditions
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("PodCompleted")
         );
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, ConfigMap, LifecycleHandler, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, LifecycleHandler, Pod, Secret};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -94,7 +94,10 @@ pub fn should_restart(policy: &str, code: i64) -> bool {
 
 /// The attempt number at the end of a sandbox's engine name (`k8s_POD_..._<attempt>`).
 fn sandbox_attempt(name: &str) -> u32 {
-    name.rsplit('_').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    name.rsplit('_')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The registry host of an image reference (`docker.io` when it names none).
@@ -128,7 +131,11 @@ pub fn registry_auth(image: &str, secrets: &[Secret]) -> Option<RegistryAuth> {
         let Ok(v) = serde_json::from_slice::<Value>(&raw) else {
             continue;
         };
-        let entries = if auths { v.get("auths").cloned() } else { Some(v) };
+        let entries = if auths {
+            v.get("auths").cloned()
+        } else {
+            Some(v)
+        };
         let Some(Value::Object(entries)) = entries else {
             continue;
         };
@@ -263,7 +270,12 @@ fn grace_period(pod: &Pod) -> Duration {
 fn all_containers(pod: &Pod) -> Vec<Container> {
     pod.spec
         .iter()
-        .flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()))
+        .flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
         .cloned()
         .collect()
 }
@@ -345,7 +357,10 @@ impl PodWorker {
                 matches!(
                     (&c.state, &summary.state),
                     (ContainerState::Exited { .. }, runtime::SummaryState::Exited)
-                        | (ContainerState::Running { .. }, runtime::SummaryState::Running)
+                        | (
+                            ContainerState::Running { .. },
+                            runtime::SummaryState::Running
+                        )
                 )
             });
             let status = match cached {
@@ -362,9 +377,10 @@ impl PodWorker {
             let kind = status.labels.get(labels::KIND).map(String::as_str);
             if kind == Some(labels::KIND_SANDBOX) {
                 let running = matches!(status.state, ContainerState::Running { .. });
-                let newer = obs.sandbox.as_ref().is_none_or(|s| {
-                    sandbox_attempt(&status.name) > sandbox_attempt(&s.name)
-                });
+                let newer = obs
+                    .sandbox
+                    .as_ref()
+                    .is_none_or(|s| sandbox_attempt(&status.name) > sandbox_attempt(&s.name));
                 if running && newer {
                     if let Some(old) = obs.sandbox.replace(status) {
                         dead_sandboxes.push(old);
@@ -496,7 +512,10 @@ impl PodWorker {
         let (mut obs, dead_sandboxes) = self.observe().await?;
         let dirs = PodDirs::new(self.shared.config.pod_dir(&self.uid));
         let spec = pod.spec.clone().unwrap_or_default();
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let terminal = matches!(
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
@@ -506,9 +525,18 @@ impl PodWorker {
             .sandbox
             .as_ref()
             .map(|s| sandbox_attempt(&s.name))
-            .or_else(|| dead_sandboxes.iter().map(|s| sandbox_attempt(&s.name) + 1).max())
+            .or_else(|| {
+                dead_sandboxes
+                    .iter()
+                    .map(|s| sandbox_attempt(&s.name) + 1)
+                    .max()
+            })
             .unwrap_or(0);
-        let mut ctx = self.context(obs.sandbox.as_ref().and_then(|s| s.ip).map(IpAddr::V4), &dirs, attempt);
+        let mut ctx = self.context(
+            obs.sandbox.as_ref().and_then(|s| s.ip).map(IpAddr::V4),
+            &dirs,
+            attempt,
+        );
         let pull_secrets = self.fetch_sources(pod, &mut ctx).await;
 
         if !terminal {
@@ -516,7 +544,9 @@ impl PodWorker {
             let files_ok = self.sync_files(pod, &dirs, &ctx).await;
             if obs.sandbox.is_none() {
                 if !files_ok {
-                    return self.finish(pod, &obs, &waiting, now, Duration::from_secs(2)).await;
+                    return self
+                        .finish(pod, &obs, &waiting, now, Duration::from_secs(2))
+                        .await;
                 }
                 // A dead sandbox takes its containers with it.
                 for list in obs.containers.values() {
@@ -532,7 +562,8 @@ impl PodWorker {
                         .remove_sandbox(&SandboxId(s.id.clone()), Duration::ZERO)
                         .await?;
                 }
-                let sb = spec::sandbox_spec(pod, &ctx).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+                let sb = spec::sandbox_spec(pod, &ctx)
+                    .map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
                 self.shared
                     .runtime
                     .ensure_image(&ctx.sandbox_image, PullDecision::NoPull, None)
@@ -550,7 +581,12 @@ impl PodWorker {
                     }
                 }
             }
-            let sandbox = SandboxId(obs.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default());
+            let sandbox = SandboxId(
+                obs.sandbox
+                    .as_ref()
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default(),
+            );
             self.refresh_token(pod, &dirs).await;
 
             // Init containers, one after another.
@@ -558,16 +594,29 @@ impl PodWorker {
             for c in spec.init_containers.iter().flatten() {
                 match obs.current(&c.name).map(|s| s.state.clone()) {
                     Some(ContainerState::Exited { code: 0, .. }) => continue,
-                    Some(ContainerState::Exited { code, finished_at, .. }) => {
+                    Some(ContainerState::Exited {
+                        code, finished_at, ..
+                    }) => {
                         init_done = false;
                         if policy == "Never" {
                             break;
                         }
                         let restart = obs.current(&c.name).map_or(0, |s| s.restart_count + 1);
-                        if let Some(d) = self.restart_after_backoff(pod, c, code, finished_at, now, &mut waiting) {
+                        if let Some(d) =
+                            self.restart_after_backoff(pod, c, code, finished_at, now, &mut waiting)
+                        {
                             next = next.min(d);
                         } else {
-                            self.start_container(pod, c, &ctx, &sandbox, restart, &pull_secrets, &mut waiting).await;
+                            self.start_container(
+                                pod,
+                                c,
+                                &ctx,
+                                &sandbox,
+                                restart,
+                                &pull_secrets,
+                                &mut waiting,
+                            )
+                            .await;
                         }
                         break;
                     }
@@ -578,7 +627,16 @@ impl PodWorker {
                     Some(_) | None => {
                         init_done = false;
                         let restart = obs.current(&c.name).map_or(0, |s| s.restart_count + 1);
-                        self.start_container(pod, c, &ctx, &sandbox, restart, &pull_secrets, &mut waiting).await;
+                        self.start_container(
+                            pod,
+                            c,
+                            &ctx,
+                            &sandbox,
+                            restart,
+                            &pull_secrets,
+                            &mut waiting,
+                        )
+                        .await;
                         break;
                     }
                 }
@@ -595,7 +653,16 @@ impl PodWorker {
                     let current = obs.current(&c.name).cloned();
                     match current.as_ref().map(|s| s.state.clone()) {
                         None => {
-                            self.start_container(pod, c, &ctx, &sandbox, 0, &pull_secrets, &mut waiting).await;
+                            self.start_container(
+                                pod,
+                                c,
+                                &ctx,
+                                &sandbox,
+                                0,
+                                &pull_secrets,
+                                &mut waiting,
+                            )
+                            .await;
                         }
                         Some(ContainerState::Running { started_at }) => {
                             let cur = current.as_ref().map(|s| s.id.clone()).unwrap_or_default();
@@ -607,21 +674,45 @@ impl PodWorker {
                                     c.name,
                                     kind.title().to_lowercase()
                                 );
-                                self.shared.recorder.record(pod, Some(&c.name), NORMAL, "Killing", &msg);
+                                self.shared.recorder.record(
+                                    pod,
+                                    Some(&c.name),
+                                    NORMAL,
+                                    "Killing",
+                                    &msg,
+                                );
                                 self.probers.remove(&c.name);
                                 let grace = grace_period(pod);
                                 self.kill_container(pod, Some(c), &cur, grace).await;
                                 next = Duration::ZERO;
                             }
                         }
-                        Some(ContainerState::Exited { code, finished_at, .. }) => {
+                        Some(ContainerState::Exited {
+                            code, finished_at, ..
+                        }) => {
                             self.probers.remove(&c.name);
                             if should_restart(&policy, code) {
                                 let restart = current.as_ref().map_or(0, |s| s.restart_count + 1);
-                                if let Some(d) = self.restart_after_backoff(pod, c, code, finished_at, now, &mut waiting) {
+                                if let Some(d) = self.restart_after_backoff(
+                                    pod,
+                                    c,
+                                    code,
+                                    finished_at,
+                                    now,
+                                    &mut waiting,
+                                ) {
                                     next = next.min(d);
                                 } else {
-                                    self.start_container(pod, c, &ctx, &sandbox, restart, &pull_secrets, &mut waiting).await;
+                                    self.start_container(
+                                        pod,
+                                        c,
+                                        &ctx,
+                                        &sandbox,
+                                        restart,
+                                        &pull_secrets,
+                                        &mut waiting,
+                                    )
+                                    .await;
                                 }
                             }
                         }
@@ -629,10 +720,13 @@ impl PodWorker {
                             // Created but never started (a start that failed): start it again.
                             let id = current.as_ref().map(|s| s.id.clone()).unwrap_or_default();
                             if let Err(e) = self.shared.runtime.start(&id).await {
-                                waiting.insert(c.name.clone(), Waiting {
-                                    reason: "RunContainerError".into(),
-                                    message: e.to_string(),
-                                });
+                                waiting.insert(
+                                    c.name.clone(),
+                                    Waiting {
+                                        reason: "RunContainerError".into(),
+                                        message: e.to_string(),
+                                    },
+                                );
                             }
                         }
                     }
@@ -823,9 +917,8 @@ impl PodWorker {
         let present = runtime.image_present(&image).await.ok().flatten();
         let decision = match (policy.as_str(), &present) {
             ("Never", None) => {
-                let msg = format!(
-                    "Container image \"{image}\" is not present with pull policy of Never"
-                );
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
                 self.shared
                     .recorder
                     .record(pod, Some(&c.name), WARNING, "ErrImageNeverPull", &msg);
@@ -856,7 +949,10 @@ impl PodWorker {
         );
         let auth = registry_auth(&image, pull_secrets);
         let started = Instant::now();
-        match runtime.ensure_image(&image, PullDecision::Pull, auth.as_ref()).await {
+        match runtime
+            .ensure_image(&image, PullDecision::Pull, auth.as_ref())
+            .await
+        {
             Ok(_) => {
                 self.pull_failures.remove(&c.name);
                 self.pull_backoff.reset(&c.name);
@@ -884,7 +980,8 @@ impl PodWorker {
                     "Failed",
                     "Error: ErrImagePull",
                 );
-                self.pull_failures.insert(c.name.clone(), (now, e.to_string()));
+                self.pull_failures
+                    .insert(c.name.clone(), (now, e.to_string()));
                 self.pull_backoff.next(&c.name, now);
                 Err(Waiting {
                     reason: "ErrImagePull".into(),
@@ -985,15 +1082,13 @@ impl PodWorker {
             &format!("Started container {}", c.name),
         );
         if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
-            && let Err(msg) = self.run_hook(&id, ctx.pod_ip, c, hook, grace_period(pod)).await
+            && let Err(msg) = self
+                .run_hook(&id, ctx.pod_ip, c, hook, grace_period(pod))
+                .await
         {
-            self.shared.recorder.record(
-                pod,
-                Some(&c.name),
-                WARNING,
-                "FailedPostStartHook",
-                &msg,
-            );
+            self.shared
+                .recorder
+                .record(pod, Some(&c.name), WARNING, "FailedPostStartHook", &msg);
             self.kill_container(pod, Some(c), &id, Duration::ZERO).await;
         }
     }
@@ -1036,7 +1131,8 @@ impl PodWorker {
             Arc::clone(&self.wake),
             hook,
         );
-        self.probers.insert(c.name.clone(), (id.to_string(), prober));
+        self.probers
+            .insert(c.name.clone(), (id.to_string(), prober));
     }
 
     /// Runs a lifecycle hook; the failure message when it fails.
@@ -1056,7 +1152,10 @@ impl PodWorker {
             ..Default::default()
         };
         if let Some(sleep) = &hook.sleep {
-            tokio::time::sleep(Duration::from_secs(u64::try_from(sleep.seconds).unwrap_or(0)).min(timeout)).await;
+            tokio::time::sleep(
+                Duration::from_secs(u64::try_from(sleep.seconds).unwrap_or(0)).min(timeout),
+            )
+            .await;
             return Ok(());
         }
         match crate::pod::probe::check(self.shared.runtime.as_ref(), id, c, pod_ip, &probe).await {
@@ -1137,7 +1236,10 @@ impl PodWorker {
                             "Killing",
                             &format!("Stopping container {name}"),
                         );
-                        stops.push(self.kill_container(pod, specs.get(name), &c.id, grace).boxed());
+                        stops.push(
+                            self.kill_container(pod, specs.get(name), &c.id, grace)
+                                .boxed(),
+                        );
                     } else {
                         let id = c.id.clone();
                         let rt = Arc::clone(&self.shared.runtime);

@@ -65,7 +65,11 @@ fn pod(spec: Value) -> Arc<Pod> {
 }
 
 fn worker(s: &Setup) -> PodWorker {
-    PodWorker::new(Arc::clone(&s.shared), "uid-1".into(), Arc::new(Notify::new()))
+    PodWorker::new(
+        Arc::clone(&s.shared),
+        "uid-1".into(),
+        Arc::new(Notify::new()),
+    )
 }
 
 fn last_status(s: &Setup) -> Value {
@@ -87,17 +91,25 @@ fn app_containers(s: &Setup) -> Vec<runtime::ContainerStatus> {
 #[tokio::test]
 async fn a_pod_starts_with_a_sandbox_and_reports_running() {
     let s = setup().await;
-    let p = pod(json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}));
+    let p = pod(
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}),
+    );
     let mut w = worker(&s);
     w.sync(&p).await.unwrap();
     let status = last_status(&s);
     assert_eq!(status["phase"], "Running");
-    assert!(status["podIP"].as_str().unwrap().starts_with("10.42.0."), "{status}");
+    assert!(
+        status["podIP"].as_str().unwrap().starts_with("10.42.0."),
+        "{status}"
+    );
     assert_eq!(status["hostIP"], "10.0.0.1");
     assert_eq!(status["containerStatuses"][0]["ready"], true);
     assert_eq!(status["containerStatuses"][0]["restartCount"], 0);
     let sa = s.shared.config.pod_dir("uid-1").join("serviceaccount");
-    assert_eq!(std::fs::read_to_string(sa.join("namespace")).unwrap(), "default");
+    assert_eq!(
+        std::fs::read_to_string(sa.join("namespace")).unwrap(),
+        "default"
+    );
     assert_eq!(
         std::fs::read_to_string(sa.join("token")).unwrap(),
         "token-for-default-p"
@@ -114,7 +126,9 @@ async fn a_pod_starts_with_a_sandbox_and_reports_running() {
     adopted.sync(&p).await.unwrap();
     let new_calls: Vec<String> = s.rt.calls()[calls_before..].to_vec();
     assert!(
-        new_calls.iter().all(|c| !c.starts_with("create") && !c.starts_with("start") && !c.starts_with("stop")),
+        new_calls
+            .iter()
+            .all(|c| !c.starts_with("create") && !c.starts_with("start") && !c.starts_with("stop")),
         "{new_calls:?}"
     );
 }
@@ -122,7 +136,9 @@ async fn a_pod_starts_with_a_sandbox_and_reports_running() {
 #[tokio::test]
 async fn a_crashing_container_restarts_with_growing_back_off() {
     let s = setup().await;
-    let p = pod(json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}));
+    let p = pod(
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}),
+    );
     let mut w = worker(&s);
     w.sync(&p).await.unwrap();
     let id0 = app_containers(&s)[0].id.clone();
@@ -138,10 +154,16 @@ async fn a_crashing_container_restarts_with_growing_back_off() {
     s.rt.exit_container(&running[0].id, 1, false).unwrap();
     // The second waits for the back-off.
     let wait = w.sync(&p).await.unwrap();
-    assert!(wait <= Duration::from_millis(300) && wait > Duration::ZERO, "{wait:?}");
+    assert!(
+        wait <= Duration::from_millis(300) && wait > Duration::ZERO,
+        "{wait:?}"
+    );
     let status = last_status(&s);
     let cs = &status["containerStatuses"][0];
-    assert_eq!(cs["state"]["waiting"]["reason"], "CrashLoopBackOff", "{status}");
+    assert_eq!(
+        cs["state"]["waiting"]["reason"], "CrashLoopBackOff",
+        "{status}"
+    );
     assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(cs["restartCount"], 1);
     assert_eq!(
@@ -200,15 +222,13 @@ async fn a_missing_image_backs_off_pulling() {
     w.sync(&p).await.unwrap();
     let status = last_status(&s);
     assert_eq!(
-        status["containerStatuses"][0]["state"]["waiting"]["reason"],
-        "ErrImagePull",
+        status["containerStatuses"][0]["state"]["waiting"]["reason"], "ErrImagePull",
         "{status}"
     );
     w.sync(&p).await.unwrap();
     let status = last_status(&s);
     assert_eq!(
-        status["containerStatuses"][0]["state"]["waiting"]["reason"],
-        "ImagePullBackOff",
+        status["containerStatuses"][0]["state"]["waiting"]["reason"], "ImagePullBackOff",
         "{status}"
     );
     assert_eq!(status["phase"], "Pending");
@@ -217,8 +237,10 @@ async fn a_missing_image_backs_off_pulling() {
 #[tokio::test]
 async fn a_missing_config_map_is_a_config_error_until_it_exists() {
     let s = setup().await;
-    let p = pod(json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent",
-        "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "x"}}}]}]}));
+    let p = pod(
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent",
+        "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "x"}}}]}]}),
+    );
     let mut w = worker(&s);
     w.sync(&p).await.unwrap();
     let status = last_status(&s);
@@ -231,8 +253,10 @@ async fn a_missing_config_map_is_a_config_error_until_it_exists() {
         "configmaps \"cfg\" not found"
     );
     s.api.put_config_map(
-        serde_json::from_value(json!({"metadata": {"name": "cfg", "namespace": "default"}, "data": {"x": "1"}}))
-            .unwrap(),
+        serde_json::from_value(
+            json!({"metadata": {"name": "cfg", "namespace": "default"}, "data": {"x": "1"}}),
+        )
+        .unwrap(),
     );
     w.sync(&p).await.unwrap();
     assert_eq!(last_status(&s)["phase"], "Running");
@@ -241,7 +265,9 @@ async fn a_missing_config_map_is_a_config_error_until_it_exists() {
 #[tokio::test]
 async fn a_deleted_pod_is_stopped_removed_and_its_object_deleted() {
     let s = setup().await;
-    let p = pod(json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}));
+    let p = pod(
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}),
+    );
     let (tx, rx) = tokio::sync::watch::channel(Some(Arc::clone(&p)));
     let task = tokio::spawn(worker(&s).run(rx));
     for _ in 0..100 {
@@ -251,10 +277,15 @@ async fn a_deleted_pod_is_stopped_removed_and_its_object_deleted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut deleting = (*p).clone();
-    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+    );
     deleting.metadata.deletion_grace_period_seconds = Some(1);
     tx.send_replace(Some(Arc::new(deleting)));
-    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(s.rt.containers().is_empty(), "{:?}", s.rt.containers());
     assert_eq!(
         s.api.deleted_pods(),
