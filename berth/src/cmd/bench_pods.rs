@@ -1,0 +1,262 @@
+//! `berth bench pods`: pod start latency through Berth (create to Running, as a watch sees it),
+//! one at a time and in a burst, side by side with the same containers made directly through
+//! the Docker API (a sandbox container plus the app container joined to its network namespace).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use berth_agent::runtime::{
+    ContainerRuntime, ContainerSpec, DnsConfig, DockerRuntime, NetworkSpec, SandboxSpec,
+};
+use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher;
+use tokio::sync::Notify;
+
+use crate::cmd::bench::percentiles;
+
+/// Flags of `berth bench pods`.
+#[derive(Debug, Args)]
+pub struct PodsArgs {
+    /// Kubeconfig of the cluster (the admin one).
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// The node to place the pods on.
+    #[arg(long)]
+    pub node: String,
+    /// A locally present image whose `sleep` the pods run.
+    #[arg(long)]
+    pub image: String,
+    /// The sandbox image for the plain Docker baseline (the agent builds it).
+    #[arg(long, default_value_t = format!("berth/pause:{}", env!("CARGO_PKG_VERSION")))]
+    pub sandbox_image: String,
+    /// Pods per round.
+    #[arg(long, default_value_t = 50)]
+    pub count: usize,
+    /// PID of the agent process, to report its RSS with the pods running.
+    #[arg(long)]
+    pub agent_pid: Option<u32>,
+}
+
+/// Runs the benchmark.
+pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let ns = format!("bench-pods-{}", std::process::id());
+    kube::Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?,
+        )
+        .await
+        .context("creating the benchmark namespace")?;
+    let pods = kube::Api::<Pod>::namespaced(client.clone(), &ns);
+    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let changed = Arc::new(Notify::new());
+    let watch = {
+        let running = Arc::clone(&running);
+        let changed = Arc::clone(&changed);
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            let mut events = watcher::watcher(pods, watcher::Config::default()).boxed();
+            while let Some(ev) = events.next().await {
+                let pod = match ev {
+                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+                    _ => continue,
+                };
+                if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
+                    let name = pod.metadata.name.unwrap_or_default();
+                    running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(name)
+                        .or_insert_with(Instant::now);
+                    changed.notify_waiters();
+                }
+            }
+        })
+    };
+    let make = |name: &str| -> anyhow::Result<Pod> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {
+                "nodeName": args.node,
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "app", "image": args.image, "imagePullPolicy": "IfNotPresent",
+                                "command": ["sleep", "3600"]}],
+            }
+        }))?)
+    };
+    let wait_running = |name: String| {
+        let running = Arc::clone(&running);
+        let changed = Arc::clone(&changed);
+        async move {
+            loop {
+                let notified = changed.notified();
+                if let Some(t) = running.lock().unwrap_or_else(|e| e.into_inner()).get(&name) {
+                    return *t;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+            }
+        }
+    };
+
+    let mut sequential = Vec::new();
+    for i in 0..args.count {
+        let name = format!("seq-{i}");
+        let started = Instant::now();
+        pods.create(&PostParams::default(), &make(&name)?).await?;
+        let at = tokio::time::timeout(Duration::from_secs(60), wait_running(name.clone()))
+            .await
+            .with_context(|| format!("pod {name} did not run within 60 s"))?;
+        sequential.push(at - started);
+    }
+    let started = Instant::now();
+    let creates = (0..args.count).map(|i| {
+        let pods = pods.clone();
+        let pod = make(&format!("burst-{i}"));
+        async move {
+            pods.create(&PostParams::default(), &pod?)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    });
+    for r in futures::future::join_all(creates).await {
+        r?;
+    }
+    let mut burst = Vec::new();
+    for i in 0..args.count {
+        let at = tokio::time::timeout(Duration::from_secs(120), wait_running(format!("burst-{i}")))
+            .await
+            .context("burst pods did not all run within 120 s")?;
+        burst.push(at - started);
+    }
+    if let Some(pid) = args.agent_pid {
+        println!(
+            "agent RSS with {} pods running: {}",
+            2 * args.count,
+            rss(pid).unwrap_or_else(|| "unknown".into())
+        );
+    }
+    watch.abort();
+    pods.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    kube::Api::<Namespace>::all(client)
+        .delete(&ns, &DeleteParams::default())
+        .await?;
+
+    let (plain_seq, plain_burst) = plain_docker(&args).await?;
+    report("Berth, one at a time", &mut sequential);
+    report("plain Docker API, one at a time", &mut plain_seq.clone());
+    report("Berth, burst", &mut burst);
+    report("plain Docker API, burst", &mut plain_burst.clone());
+    let (b50, b99) = percentiles(&mut sequential);
+    let (p50, p99) = percentiles(&mut plain_seq.clone());
+    println!(
+        "overhead one at a time: p50 {:+.1} ms, p99 {:+.1} ms",
+        b50 - p50,
+        b99 - p99
+    );
+    let (b50, b99) = percentiles(&mut burst);
+    let (p50, p99) = percentiles(&mut plain_burst.clone());
+    println!(
+        "overhead in the burst: p50 {:+.1} ms, p99 {:+.1} ms",
+        b50 - p50,
+        b99 - p99
+    );
+    Ok(())
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    let (p50, p99) = percentiles(samples);
+    println!(
+        "{what}: {} pods, start latency p50 {p50:.1} ms, p99 {p99:.1} ms",
+        samples.len()
+    );
+}
+
+fn rss(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(format!("{:.1} MB", kb / 1024.0))
+}
+
+/// The same containers straight through the Docker API: sequential and burst latencies.
+async fn plain_docker(args: &PodsArgs) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let uid = format!("bench-plain-{}", std::process::id());
+    let rt = Arc::new(DockerRuntime::connect(uid.clone(), "bench").await?);
+    let network = format!("bench-plain-{}", std::process::id());
+    rt.ensure_network(&NetworkSpec {
+        name: network.clone(),
+        subnet: "10.254.0.0/24".parse()?,
+        gateway: "10.254.0.1".parse()?,
+        labels: BTreeMap::new(),
+    })
+    .await
+    .context("creating the baseline's network (10.254.0.0/24 must be free)")?;
+    let one = |name: String| {
+        let rt = Arc::clone(&rt);
+        let network = network.clone();
+        let image = args.image.clone();
+        let sandbox_image = args.sandbox_image.clone();
+        async move {
+            let sandbox = rt
+                .create_sandbox(&SandboxSpec {
+                    pod_uid: format!("{name}-uid"),
+                    pod_name: name.clone(),
+                    pod_namespace: "bench".into(),
+                    attempt: 0,
+                    labels: BTreeMap::new(),
+                    image: sandbox_image,
+                    network,
+                    ip: None,
+                    hostname: name.clone(),
+                    dns: DnsConfig::default(),
+                    port_mappings: Vec::new(),
+                    cgroup_parent: None,
+                })
+                .await?;
+            let mut spec = ContainerSpec::new("app", sandbox, image);
+            spec.command = vec!["sleep".into(), "3600".into()];
+            let id = rt.create_container(&spec).await?;
+            rt.start(&id).await?;
+            anyhow::Ok(Instant::now())
+        }
+    };
+    let mut seq = Vec::new();
+    for i in 0..args.count {
+        let started = Instant::now();
+        seq.push(one(format!("seq-{i}")).await? - started);
+    }
+    // Burst latencies count from the common start, as for Berth's burst.
+    let mut burst = Vec::new();
+    let started = Instant::now();
+    for r in futures::future::join_all((0..args.count).map(|i| one(format!("burst-{i}")))).await {
+        burst.push(r? - started);
+    }
+    let all = rt.list(&BTreeMap::new()).await?;
+    for c in all
+        .iter()
+        .filter(|c| c.labels.get("dev.berth.kind").map(String::as_str) != Some("sandbox"))
+    {
+        let _ = rt.remove(&c.id).await;
+    }
+    for c in all {
+        let _ = rt.remove(&c.id).await;
+    }
+    rt.remove_network(&network).await?;
+    Ok((seq, burst))
+}
