@@ -421,6 +421,18 @@ impl FakeApi {
         }
     }
 
+    /// Merge-patches a stored Node (the fake keeps no separate status).
+    fn merge_node(&self, name: &str, patch: &Value) -> Result<Node, ApiCallError> {
+        let mut s = self.state();
+        let node = s
+            .nodes
+            .get(name)
+            .ok_or_else(|| ApiCallError::NotFound(format!("node {name}")))?;
+        let new = merge_into(node, patch)?;
+        s.nodes.insert(name.to_string(), new.clone());
+        Ok(new)
+    }
+
     fn bump(&self) -> String {
         let mut s = self.state();
         s.revision += 1;
@@ -490,26 +502,12 @@ impl ClusterApi for FakeApi {
 
     async fn patch_node(&self, name: &str, patch: &Value) -> Result<Node, ApiCallError> {
         self.record(format!("patch_node {name}"));
-        let mut s = self.state();
-        let node = s
-            .nodes
-            .get(name)
-            .ok_or_else(|| ApiCallError::NotFound(format!("node {name}")))?;
-        let new = merge_into(node, patch)?;
-        s.nodes.insert(name.to_string(), new.clone());
-        Ok(new)
+        self.merge_node(name, patch)
     }
 
     async fn patch_node_status(&self, name: &str, patch: &Value) -> Result<Node, ApiCallError> {
         self.record(format!("patch_node_status {name}"));
-        let mut s = self.state();
-        let node = s
-            .nodes
-            .get(name)
-            .ok_or_else(|| ApiCallError::NotFound(format!("node {name}")))?;
-        let new = merge_into(node, patch)?;
-        s.nodes.insert(name.to_string(), new.clone());
-        Ok(new)
+        self.merge_node(name, patch)
     }
 
     async fn get_lease(&self, name: &str) -> Result<Option<Lease>, ApiCallError> {

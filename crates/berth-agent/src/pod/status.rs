@@ -94,6 +94,21 @@ fn image_id(c: &runtime::ContainerStatus) -> String {
     format!("docker-pullable://{}", c.image_id)
 }
 
+/// A waiting state with the worker's reason, `ContainerCreating` when it gave none.
+fn waiting_state(waiting: Option<&Waiting>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(
+                waiting
+                    .map(|w| w.reason.clone())
+                    .unwrap_or_else(|| "ContainerCreating".into()),
+            ),
+            message: waiting.map(|w| w.message.clone()).filter(|m| !m.is_empty()),
+        }),
+        ..ContainerState::default()
+    }
+}
+
 /// Status of one container.
 fn container_status(input: &StatusInput<'_>, spec: &Container, init: bool) -> ContainerStatus {
     let current = input.observed.current(&spec.name);
@@ -106,17 +121,7 @@ fn container_status(input: &StatusInput<'_>, spec: &Container, init: bool) -> Co
         ..ContainerStatus::default()
     };
     let Some(cur) = current else {
-        st.state = Some(ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some(
-                    waiting
-                        .map(|w| w.reason.clone())
-                        .unwrap_or_else(|| "ContainerCreating".into()),
-                ),
-                message: waiting.map(|w| w.message.clone()).filter(|m| !m.is_empty()),
-            }),
-            ..ContainerState::default()
-        });
+        st.state = Some(waiting_state(waiting));
         st.started = Some(false);
         return st;
     };
@@ -170,17 +175,7 @@ fn container_status(input: &StatusInput<'_>, spec: &Container, init: bool) -> Co
             st.started = Some(false);
         }
         EngineState::Created | EngineState::Unknown { .. } => {
-            st.state = Some(ContainerState {
-                waiting: Some(ContainerStateWaiting {
-                    reason: Some(
-                        waiting
-                            .map(|w| w.reason.clone())
-                            .unwrap_or_else(|| "ContainerCreating".into()),
-                    ),
-                    message: waiting.map(|w| w.message.clone()).filter(|m| !m.is_empty()),
-                }),
-                ..ContainerState::default()
-            });
+            st.state = Some(waiting_state(waiting));
             st.started = Some(false);
             st.last_state = last;
         }

@@ -1033,20 +1033,7 @@ impl PodWorker {
         let id = match runtime.create_container(&spec).await {
             Ok(id) => id,
             Err(e) => {
-                self.shared.recorder.record(
-                    pod,
-                    Some(&c.name),
-                    WARNING,
-                    "Failed",
-                    &format!("Error: {e}"),
-                );
-                waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "CreateContainerError".into(),
-                        message: e.to_string(),
-                    },
-                );
+                self.container_failed(pod, c, "CreateContainerError", &e, waiting);
                 return;
             }
         };
@@ -1058,20 +1045,7 @@ impl PodWorker {
             &format!("Created container: {}", c.name),
         );
         if let Err(e) = runtime.start(&id).await {
-            self.shared.recorder.record(
-                pod,
-                Some(&c.name),
-                WARNING,
-                "Failed",
-                &format!("Error: {e}"),
-            );
-            waiting.insert(
-                c.name.clone(),
-                Waiting {
-                    reason: "RunContainerError".into(),
-                    message: e.to_string(),
-                },
-            );
+            self.container_failed(pod, c, "RunContainerError", &e, waiting);
             return;
         }
         self.shared.recorder.record(
@@ -1091,6 +1065,31 @@ impl PodWorker {
                 .record(pod, Some(&c.name), WARNING, "FailedPostStartHook", &msg);
             self.kill_container(pod, Some(c), &id, Duration::ZERO).await;
         }
+    }
+
+    /// Records a `Failed` event and the waiting `reason` of a container the engine refused.
+    fn container_failed(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        reason: &str,
+        error: &RuntimeError,
+        waiting: &mut BTreeMap<String, Waiting>,
+    ) {
+        self.shared.recorder.record(
+            pod,
+            Some(&c.name),
+            WARNING,
+            "Failed",
+            &format!("Error: {error}"),
+        );
+        waiting.insert(
+            c.name.clone(),
+            Waiting {
+                reason: reason.into(),
+                message: error.to_string(),
+            },
+        );
     }
 
     fn ensure_prober(
