@@ -2,5 +2,6 @@
 
 pub mod agent;
 pub mod bench;
+pub mod bench_pods;
 pub mod server;
 pub mod token;
