@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # API server benchmark: starts a release `berth server --disable-agent` in a temporary data
 # directory (on this machine's disk) on a free port, records its idle RSS, runs
-# `berth bench api` against it over HTTPS, and records the RSS after the load.
+# `berth bench api` against it over HTTPS, and records the RSS after the load. The LIST is
+# measured twice: as JSON decoded into k8s-openapi Pods, and as protobuf (what client-go asks
+# for) decoded into k8s-pb's prost Pods.
 # Usage: scripts/bench-api.sh [extra flags for berth bench api]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 berth=$PWD/target/release/berth
-[ -x "$berth" ] || cargo build --release --locked
+# Always build: a stale binary would measure old code (a no-op when up to date).
+cargo build --release --locked -p berth
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench-api.XXXXXX")
 trap 'kill ${pid:-0} 2>/dev/null || true; rm -rf "$work"' EXIT
 "$berth" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 --data-dir "$work" >"$work/out" 2>"$work/err" &

@@ -11,7 +11,7 @@
 //!   strategic merge patch and server-side apply need; [`openapi`] the documents served from them.
 //! - [`patch`]: JSON patch, merge patch and strategic merge patch.
 //! - [`managed`]: server-side apply and managed fields.
-//! - [`protobuf`]: decoding the protobuf bodies kubectl's generators send.
+//! - [`protobuf`]: Kubernetes protobuf, request bodies decoded and responses encoded.
 //! - [`status`]: errors as Kubernetes `Status` objects.
 //!
 //! Objects are `serde_json::Value`s throughout: the API server is generic over kinds, and typed

@@ -1,6 +1,6 @@
 //! Request bodies and response formats: decoding JSON, YAML and protobuf bodies, choosing the
-//! patch type from the content type, and negotiating the response representation (plain JSON
-//! or a `meta.k8s.io` Table) from the `Accept` header.
+//! patch type from the content type, and negotiating the response representation (JSON,
+//! protobuf or a `meta.k8s.io` Table) from the `Accept` header.
 //!
 //! This module owns content types only; it does not look at what an object means.
 
@@ -11,7 +11,7 @@ use serde_json::Value;
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// The content type of protobuf bodies.
-pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+pub const PROTOBUF: &str = berth_api::protobuf::CONTENT_TYPE;
 
 /// The essence of a content type: lowercased, parameters dropped.
 fn essence(content_type: &str) -> String {
@@ -113,6 +113,9 @@ impl PatchType {
 pub enum Output {
     /// The objects as JSON.
     Json,
+    /// The objects as Kubernetes protobuf (`k8s\0` + `runtime.Unknown`), when the kind's
+    /// schema is known and every object encodes; JSON otherwise.
+    Protobuf,
     /// A `meta.k8s.io/v1` Table (or `v1beta1`, same shape).
     Table {
         /// Which object to embed in each row.
@@ -123,13 +126,15 @@ pub enum Output {
 }
 
 /// Chooses the response representation from the `Accept` header and the `includeObject`
-/// query parameter. JSON is always acceptable, even when protobuf is asked first; an `Accept`
-/// that admits neither JSON nor a Table is 406.
+/// query parameter. A Table anywhere in the header wins; otherwise the first of JSON and
+/// protobuf listed. JSON is always acceptable, even when only protobuf is asked for (the
+/// protobuf answer falls back to JSON for kinds it cannot encode); an `Accept` that admits
+/// neither JSON, protobuf nor a Table is 406.
 pub fn negotiate(accept: Option<&str>, include_object: Option<&str>) -> Result<Output, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
     };
-    let mut json_ok = false;
+    let mut first = None;
     for clause in accept.split(',') {
         let mut parts = clause.split(';').map(str::trim);
         let media = parts.next().unwrap_or("").to_ascii_lowercase();
@@ -160,20 +165,22 @@ pub fn negotiate(accept: Option<&str>, include_object: Option<&str>) -> Result<O
                     });
                 }
                 if as_.is_empty() {
-                    json_ok = true;
+                    first.get_or_insert(Output::Json);
                 }
             }
-            PROTOBUF => {}
+            PROTOBUF if as_.is_empty() => {
+                first.get_or_insert(Output::Protobuf);
+            }
             _ => {}
         }
     }
-    if json_ok || accept.contains(PROTOBUF) {
-        // JSON is always acceptable: clients that ask for protobuf first accept JSON.
-        Ok(Output::Json)
-    } else {
-        Err(ApiError::not_acceptable(format!(
-            "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked: {accept})"
-        )))
+    match first {
+        Some(o) => Ok(o),
+        // Protobuf in another form (e.g. `as=PartialObjectMetadataList`): answer JSON.
+        None if accept.contains(PROTOBUF) => Ok(Output::Json),
+        None => Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/json;as=Table;v=v1;g=meta.k8s.io (asked: {accept})"
+        ))),
     }
 }
 
@@ -191,6 +198,30 @@ mod tests {
         assert_eq!(negotiate(None, None).unwrap(), Output::Json);
         assert_eq!(
             negotiate(Some("application/vnd.kubernetes.protobuf, */*"), None).unwrap(),
+            Output::Protobuf
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/vnd.kubernetes.protobuf,application/json"),
+                None
+            )
+            .unwrap(),
+            Output::Protobuf
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/json, application/vnd.kubernetes.protobuf"),
+                None
+            )
+            .unwrap(),
+            Output::Json
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+                None
+            )
+            .unwrap(),
             Output::Json
         );
         assert_eq!(negotiate(Some("text/html"), None).unwrap_err().code, 406);

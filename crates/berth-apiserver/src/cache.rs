@@ -1,7 +1,7 @@
 //! The watch cache: one writer (a single store watch over every resource), many cheap readers.
 //!
 //! The cache holds the current state of every object, already serialized with its
-//! `resourceVersion`, plus the labels and selectable fields needed to filter lists and watches,
+//! `resourceVersion` (as JSON, and as protobuf once a client has asked for it), plus the labels and selectable fields needed to filter lists and watches,
 //! and a bounded history of recent changes so that watches can resume from a recent
 //! `resourceVersion`. A watch from a revision older than the history gets `410 Gone`.
 //!
@@ -10,7 +10,7 @@
 //! This module must not write to the store.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use berth_api::ResourceKind;
@@ -52,6 +52,9 @@ pub struct CachedObject {
     pub finalizers: Vec<String>,
     /// True when `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+    /// The object as a protobuf object message, encoded on first use (see
+    /// [`CachedObject::protobuf`]).
+    protobuf: OnceLock<Option<Bytes>>,
 }
 
 /// One owner reference, as the garbage collector needs it.
@@ -134,7 +137,30 @@ impl CachedObject {
             owners,
             finalizers,
             deleting: berth_api::meta::is_deleting(value),
+            protobuf: OnceLock::new(),
         }
+    }
+
+    /// The object as a protobuf object message (no envelope), encoded on first use and kept, so
+    /// that protobuf lists and watches concatenate pre-encoded objects; `None` when the kind
+    /// has no protobuf schema or the object does not encode (the caller answers JSON).
+    pub fn protobuf(&self) -> Option<Bytes> {
+        self.protobuf
+            .get_or_init(|| {
+                let api_version = self.kind.api_version();
+                if !berth_api::protobuf::supports(&api_version, self.kind.kind) {
+                    return None;
+                }
+                match berth_api::protobuf::encode_raw(&api_version, self.kind.kind, &self.value())
+                {
+                    Ok(raw) => Some(Bytes::from(raw)),
+                    Err(e) => {
+                        tracing::warn!(key = %self.key, error = %e, "object does not encode as protobuf; it is served as JSON");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// The object decoded again (for handlers that need to look inside).

@@ -3,8 +3,8 @@
 //! `pods/binding` and `pods/eviction`.
 //!
 //! Handlers translate HTTP (query, headers, body) into calls of the object pipeline
-//! ([`crate::objects`]) and the watch cache, and render the results (JSON or Table). They own
-//! no object semantics of their own.
+//! ([`crate::objects`]) and the watch cache, and render the results (JSON, protobuf or Table).
+//! They own no object semantics of their own.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -65,8 +65,15 @@ impl ResourceRequest<'_> {
         self.info.name.as_deref().unwrap_or("")
     }
 
+    /// The negotiated representation; protobuf only for kinds the protobuf schema covers.
     fn output(&self) -> Result<Output, ApiError> {
-        body::negotiate(self.accept, self.query.get("includeObject"))
+        let output = body::negotiate(self.accept, self.query.get("includeObject"))?;
+        if output == Output::Protobuf
+            && !berth_api::protobuf::supports(&self.kind.api_version(), self.kind.kind)
+        {
+            return Ok(Output::Json);
+        }
+        Ok(output)
     }
 
     /// The write options of the request (field manager, validation, dry run).
@@ -172,6 +179,13 @@ fn object_reply(
     warnings: Vec<String>,
 ) -> Reply {
     let mut reply = match output {
+        Output::Protobuf => match berth_api::protobuf::encode(obj) {
+            Ok(body) => protobuf_reply(status, body),
+            Err(e) => {
+                tracing::warn!(error = %e, "object does not encode as protobuf; answering JSON");
+                Reply::json_value(status, obj)
+            }
+        },
         Output::Json => Reply::json_value(status, obj),
         Output::Table { include, beta } => {
             let rv = meta::resource_version(obj).to_string();
@@ -186,6 +200,13 @@ fn object_reply(
         }
     };
     reply.warnings = warnings;
+    reply
+}
+
+/// A protobuf reply.
+fn protobuf_reply(status: StatusCode, body: Vec<u8>) -> Reply {
+    let mut reply = Reply::json(status, Bytes::from(body));
+    reply.content_type = body::PROTOBUF;
     reply
 }
 
@@ -378,8 +399,13 @@ async fn list(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiErr
     if let Some(r) = remaining {
         list_meta["remainingItemCount"] = json!(r);
     }
+    if output == Output::Protobuf
+        && let Some(reply) = protobuf_list(kind, &items, &list_meta)
+    {
+        return Ok(reply);
+    }
     match output {
-        Output::Json => {
+        Output::Json | Output::Protobuf => {
             let mut buf =
                 BytesMut::with_capacity(64 + items.iter().map(|o| o.json.len() + 1).sum::<usize>());
             buf.put_slice(b"{\"kind\":");
@@ -405,6 +431,27 @@ async fn list(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiErr
                 StatusCode::OK,
                 &table_for(kind, &refs, include, beta, list_meta),
             ))
+        }
+    }
+}
+
+/// A protobuf list: the items' cached object messages concatenated; `None` (answer JSON) when
+/// an item does not encode.
+fn protobuf_list(
+    kind: &ResourceKind,
+    items: &[Arc<CachedObject>],
+    list_meta: &Value,
+) -> Option<Reply> {
+    let raws: Vec<Bytes> = items
+        .iter()
+        .map(|o| external_protobuf(kind, o))
+        .collect::<Option<_>>()?;
+    match berth_api::protobuf::encode_list(&kind.api_version(), &kind.list_kind(), list_meta, &raws)
+    {
+        Ok(body) => Some(protobuf_reply(StatusCode::OK, body)),
+        Err(e) => {
+            tracing::warn!(error = %e, "list does not encode as protobuf; answering JSON");
+            None
         }
     }
 }
@@ -477,6 +524,17 @@ fn external_value(kind: &ResourceKind, o: &CachedObject) -> Value {
     crate::convert::from_storage(kind, o.value())
 }
 
+/// The object as the requested kind's protobuf object message (cached for the stored kind).
+fn external_protobuf(kind: &ResourceKind, o: &CachedObject) -> Option<Bytes> {
+    if std::ptr::eq(kind, o.kind) || kind == o.kind {
+        o.protobuf()
+    } else {
+        berth_api::protobuf::encode_raw(&kind.api_version(), kind.kind, &external_value(kind, o))
+            .ok()
+            .map(Bytes::from)
+    }
+}
+
 async fn watch(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiError> {
     let kind = req.kind;
     let output = req.output()?;
@@ -530,15 +588,16 @@ async fn watch(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiEr
             tokio::spawn(task.run());
         }
         Err(CacheError::TooOld { requested, oldest }) => {
-            let status =
-                ApiError::gone(format!("too old resource version: {requested} ({oldest})"))
-                    .to_status();
-            let line = format!("{}\n", json!({ "type": "ERROR", "object": status }));
-            let _ = tx.try_send(Ok(Bytes::from(line)));
+            let gone = ApiError::gone(format!("too old resource version: {requested} ({oldest})"));
+            let _ = tx.try_send(Ok(renderer.error(&gone)));
         }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     }
-    Ok(Reply::stream(rx))
+    let mut reply = Reply::stream(rx);
+    if output == Output::Protobuf {
+        reply.content_type = berth_api::protobuf::WATCH_CONTENT_TYPE;
+    }
+    Ok(reply)
 }
 
 #[derive(Clone, Copy)]
@@ -550,6 +609,18 @@ struct Renderer {
 impl Renderer {
     fn event(&self, event_type: WatchEventType, o: &CachedObject) -> Bytes {
         match self.output {
+            Output::Protobuf => match external_protobuf(self.kind, o) {
+                Some(raw) => Bytes::from(berth_api::protobuf::watch_frame(
+                    event_type.as_str(),
+                    &self.kind.api_version(),
+                    self.kind.kind,
+                    &raw,
+                )),
+                None => self.error(&ApiError::internal(format!(
+                    "{} {:?} cannot be encoded as protobuf; watch with Accept: application/json",
+                    self.kind.kind, o.name
+                ))),
+            },
             Output::Json => {
                 let obj = external_json(self.kind, o);
                 let mut buf = BytesMut::with_capacity(obj.len() + 32);
@@ -584,6 +655,19 @@ impl Renderer {
             metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
         }
         let obj = match self.output {
+            Output::Protobuf => {
+                let api_version = self.kind.api_version();
+                let obj = json!({ "kind": self.kind.kind, "apiVersion": api_version, "metadata": metadata });
+                return match berth_api::protobuf::encode_raw(&api_version, self.kind.kind, &obj) {
+                    Ok(raw) => Bytes::from(berth_api::protobuf::watch_frame(
+                        "BOOKMARK",
+                        &api_version,
+                        self.kind.kind,
+                        &raw,
+                    )),
+                    Err(e) => self.error(&ApiError::internal(e.to_string())),
+                };
+            }
             Output::Json => {
                 json!({ "kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": metadata })
             }
@@ -598,6 +682,22 @@ impl Renderer {
         Bytes::from(format!(
             "{}\n",
             json!({ "type": "BOOKMARK", "object": obj })
+        ))
+    }
+
+    /// An ERROR event carrying the error's Status.
+    fn error(&self, e: &ApiError) -> Bytes {
+        let status = e.to_status();
+        if self.output == Output::Protobuf
+            && let Ok(raw) = berth_api::protobuf::encode_raw("v1", "Status", &status)
+        {
+            return Bytes::from(berth_api::protobuf::watch_frame(
+                "ERROR", "v1", "Status", &raw,
+            ));
+        }
+        Bytes::from(format!(
+            "{}\n",
+            json!({ "type": "ERROR", "object": status })
         ))
     }
 }
