@@ -56,6 +56,14 @@ pub struct Shared {
     pub node_allocatable: BTreeMap<String, String>,
 }
 
+/// What starting a container of the pod needs, fixed for one sync.
+struct Launch<'a> {
+    ctx: &'a PodContext,
+    sandbox: &'a SandboxId,
+    pull_secrets: &'a [Secret],
+    now: Timestamp,
+}
+
 /// The state one pod's worker keeps between syncs.
 pub struct PodWorker {
     shared: Arc<Shared>,
@@ -588,35 +596,29 @@ impl PodWorker {
                     .unwrap_or_default(),
             );
             self.refresh_token(pod, &dirs).await;
+            let launch = Launch {
+                ctx: &ctx,
+                sandbox: &sandbox,
+                pull_secrets: &pull_secrets,
+                now,
+            };
 
             // Init containers, one after another.
             let mut init_done = true;
             for c in spec.init_containers.iter().flatten() {
                 match obs.current(&c.name).map(|s| s.state.clone()) {
                     Some(ContainerState::Exited { code: 0, .. }) => continue,
-                    Some(ContainerState::Exited {
-                        code, finished_at, ..
-                    }) => {
+                    Some(ContainerState::Exited { finished_at, .. }) => {
                         init_done = false;
                         if policy == "Never" {
                             break;
                         }
                         let restart = obs.current(&c.name).map_or(0, |s| s.restart_count + 1);
-                        if let Some(d) =
-                            self.restart_after_backoff(pod, c, code, finished_at, now, &mut waiting)
+                        if let Some(d) = self
+                            .restart_when_due(pod, c, &launch, restart, finished_at, &mut waiting)
+                            .await
                         {
                             next = next.min(d);
-                        } else {
-                            self.start_container(
-                                pod,
-                                c,
-                                &ctx,
-                                &sandbox,
-                                restart,
-                                &pull_secrets,
-                                &mut waiting,
-                            )
-                            .await;
                         }
                         break;
                     }
@@ -627,16 +629,8 @@ impl PodWorker {
                     Some(_) | None => {
                         init_done = false;
                         let restart = obs.current(&c.name).map_or(0, |s| s.restart_count + 1);
-                        self.start_container(
-                            pod,
-                            c,
-                            &ctx,
-                            &sandbox,
-                            restart,
-                            &pull_secrets,
-                            &mut waiting,
-                        )
-                        .await;
+                        self.start_container(pod, c, &launch, restart, &mut waiting)
+                            .await;
                         break;
                     }
                 }
@@ -653,16 +647,7 @@ impl PodWorker {
                     let current = obs.current(&c.name).cloned();
                     match current.as_ref().map(|s| s.state.clone()) {
                         None => {
-                            self.start_container(
-                                pod,
-                                c,
-                                &ctx,
-                                &sandbox,
-                                0,
-                                &pull_secrets,
-                                &mut waiting,
-                            )
-                            .await;
+                            self.start_container(pod, c, &launch, 0, &mut waiting).await;
                         }
                         Some(ContainerState::Running { started_at }) => {
                             let cur = current.as_ref().map(|s| s.id.clone()).unwrap_or_default();
@@ -693,26 +678,18 @@ impl PodWorker {
                             self.probers.remove(&c.name);
                             if should_restart(&policy, code) {
                                 let restart = current.as_ref().map_or(0, |s| s.restart_count + 1);
-                                if let Some(d) = self.restart_after_backoff(
-                                    pod,
-                                    c,
-                                    code,
-                                    finished_at,
-                                    now,
-                                    &mut waiting,
-                                ) {
-                                    next = next.min(d);
-                                } else {
-                                    self.start_container(
+                                if let Some(d) = self
+                                    .restart_when_due(
                                         pod,
                                         c,
-                                        &ctx,
-                                        &sandbox,
+                                        &launch,
                                         restart,
-                                        &pull_secrets,
+                                        finished_at,
                                         &mut waiting,
                                     )
-                                    .await;
+                                    .await
+                                {
+                                    next = next.min(d);
                                 }
                             }
                         }
@@ -824,17 +801,19 @@ impl PodWorker {
         }
     }
 
-    /// When an exited container must wait before its restart, the time left (and the
-    /// CrashLoopBackOff waiting reason); `None` when it may start now (the back-off advances).
-    fn restart_after_backoff(
+    /// Starts an exited container again (as attempt `restart`) once its back-off allows, and
+    /// then advances the back-off; while it must wait, records the CrashLoopBackOff waiting
+    /// reason and returns the time left.
+    async fn restart_when_due(
         &mut self,
         pod: &Pod,
         c: &Container,
-        _code: i64,
+        launch: &Launch<'_>,
+        restart: u32,
         finished_at: Option<Timestamp>,
-        now: Timestamp,
         waiting: &mut BTreeMap<String, Waiting>,
     ) -> Option<Duration> {
+        let now = launch.now;
         let failed_at = finished_at.unwrap_or(now);
         if let Some(left) = self.restart_backoff.remaining(&c.name, failed_at, now) {
             let (ns, name) = pod_key(pod);
@@ -865,6 +844,7 @@ impl PodWorker {
             return Some(left);
         }
         self.restart_backoff.next(&c.name, now);
+        self.start_container(pod, c, launch, restart, waiting).await;
         None
     }
 
@@ -991,18 +971,18 @@ impl PodWorker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Pulls the image as the policy says, creates and starts the container as attempt
+    /// `restart_count`, and runs its postStart hook; failures become waiting reasons.
     async fn start_container(
         &mut self,
         pod: &Pod,
         c: &Container,
-        ctx: &PodContext,
-        sandbox: &SandboxId,
+        launch: &Launch<'_>,
         restart_count: u32,
-        pull_secrets: &[Secret],
         waiting: &mut BTreeMap<String, Waiting>,
     ) {
-        if let Err(w) = self.ensure_image(pod, c, pull_secrets).await {
+        let (ctx, sandbox) = (launch.ctx, launch.sandbox);
+        if let Err(w) = self.ensure_image(pod, c, launch.pull_secrets).await {
             waiting.insert(c.name.clone(), w);
             return;
         }
