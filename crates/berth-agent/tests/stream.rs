@@ -754,13 +754,15 @@ async fn logs_exec_and_port_forward_on_docker() {
         )
     })
     .await;
+    // Docker copies stdout and stderr separately, so the stderr line waits a
+    // little to keep the order of the three lines fixed.
     let app = rt
         .create_container(&sh(
             "app",
             &sandbox,
             1,
             "mkdir -p /www && echo hello-through-port-forward > /www/index.html; \
-             echo one; echo two; echo three >&2; exec httpd -f -p 8080 -h /www",
+             echo one; echo two; sleep 0.2; echo three >&2; exec httpd -f -p 8080 -h /www",
         ))
         .await
         .expect("app");
@@ -770,7 +772,11 @@ async fn logs_exec_and_port_forward_on_docker() {
     let client = Client::new(&server, &certs, &certs.apiserver);
     let logs = "/containerLogs/default/web/app";
     wait_for("three lines of logs", Duration::from_secs(20), async || {
-        client.text(logs).await.1 == "one\ntwo\nthree\n"
+        let (_, got) = client.text(logs).await;
+        if got != "one\ntwo\nthree\n" {
+            eprintln!("logs so far: {got:?}");
+        }
+        got == "one\ntwo\nthree\n"
     })
     .await;
     assert_eq!(
@@ -856,10 +862,11 @@ async fn logs_exec_and_port_forward_on_docker() {
     assert_eq!(result.stdout, b"hello world");
     assert_eq!(exit_code(&result.status.expect("status")), 0);
 
-    // A terminal: resized through channel 4.
+    // A terminal: resized through channel 4. Until the resize lands the terminal
+    // has no size and `stty size` complains, so its stderr is dropped.
     let (mut reader, mut writer, _) = client
         .upgrade(
-            "/exec/default/web/app?command=sh&command=-c&command=for+i+in+%24%28seq+1+100%29%3B+do+s%3D%24%28stty+size%29%3B+%5B+%22%24s%22+%3D+%2233+99%22+%5D+%26%26+break%3B+sleep+0.05%3B+done%3B+echo+%24s&stdin=true&stdout=true&tty=true",
+            "/exec/default/web/app?command=sh&command=-c&command=for+i+in+%24%28seq+1+100%29%3B+do+s%3D%24%28stty+size+2%3E%2Fdev%2Fnull%29%3B+%5B+%22%24s%22+%3D+%2233+99%22+%5D+%26%26+break%3B+sleep+0.05%3B+done%3B+echo+%24s&stdin=true&stdout=true&tty=true",
             "v5.channel.k8s.io",
         )
         .await
