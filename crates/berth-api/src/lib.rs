@@ -1,5 +1,5 @@
-//! Berth's model of the Kubernetes API. Pure: no I/O, no clocks (callers pass the time), no
-//! global state beyond static tables.
+//! Berth's model of the Kubernetes API. Pure: no I/O, no clock reads (callers pass the time or a
+//! [`clock::Clock`]), no global state beyond static tables.
 //!
 //! Layout:
 //! - [`kinds`] and `registry`: which resources exist (group, version, kind, scope, names, verbs).
@@ -17,6 +17,7 @@
 //! Objects are `serde_json::Value`s throughout: the API server is generic over kinds, and typed
 //! structs are used only where a module needs them internally.
 
+pub mod clock;
 pub mod defaults;
 pub mod discovery;
 pub mod fields;

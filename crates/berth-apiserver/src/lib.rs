@@ -23,7 +23,7 @@ pub mod authz;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;
-pub mod clock;
+pub use berth_api::clock;
 pub mod controllers;
 pub mod convert;
 pub mod fuzzing;

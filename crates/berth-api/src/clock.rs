@@ -1,4 +1,5 @@
-//! The clock, behind a trait so that tests can fix time.
+//! The clock, behind a trait so that tests can fix time. The only place outside tests where
+//! Berth's libraries read the time; everything else takes a [`Clock`].
 
 use std::sync::Mutex;
 
@@ -48,5 +49,13 @@ impl Clock for FakeClock {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.1 += 1;
         g.0
+    }
+}
+
+impl FakeClock {
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: jiff::SignedDuration) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = g.0.saturating_add(d).unwrap_or(g.0);
     }
 }
