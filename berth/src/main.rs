@@ -18,6 +18,9 @@ enum Command {
     Server(cmd::server::ServerArgs),
     /// Join this machine to a cluster as a node and run the pods bound to it.
     Agent(cmd::agent::AgentArgs),
+    /// Run the scheduler and controllers against a cluster (leader-elected; `berth server` runs
+    /// them too).
+    Controllers(cmd::controllers::ControllersArgs),
     /// Manage join tokens for new nodes.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
             Command::Agent(args) => cmd::agent::run(args).await,
+            Command::Controllers(args) => cmd::controllers::run(args).await,
             Command::Token(t) => cmd::token::run(t).await,
             Command::Bench(b) => cmd::bench::run(b).await,
         }

@@ -141,13 +141,7 @@ pub async fn start(
         .and_then(|c| c.cluster.as_ref())
         .and_then(|c| c.server.clone())
         .unwrap_or_default();
-    let client_config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .context("loading the node kubeconfig")?;
-    let client = kube::Client::try_from(client_config).context("building the API client")?;
+    let client = crate::cmd::controllers::client_from_kubeconfig(&creds.kubeconfig).await?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         node.listen_port,

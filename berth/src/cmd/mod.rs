@@ -3,5 +3,6 @@
 pub mod agent;
 pub mod bench;
 pub mod bench_pods;
+pub mod controllers;
 pub mod server;
 pub mod token;

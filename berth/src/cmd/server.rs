@@ -27,6 +27,10 @@ pub struct ServerArgs {
     /// Do not run a node agent in the server process.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Do not run the scheduler and controllers in the server process (run `berth controllers`
+    /// elsewhere instead).
+    #[arg(long)]
+    pub disable_controllers: bool,
     /// The CIDR Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -114,6 +118,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("starting the API server")?;
     let (agent_stop, agent_rx) = tokio::sync::watch::channel(false);
+    let controllers = if args.disable_controllers {
+        None
+    } else {
+        Some(
+            crate::cmd::controllers::start(
+                &server.kubeconfig,
+                crate::cmd::controllers::default_identity(),
+                agent_rx.clone(),
+            )
+            .await
+            .context("starting the controllers")?,
+        )
+    };
     let agent = if args.disable_agent {
         None
     } else {
@@ -141,6 +158,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         _ = server.wait() => {}
     }
     let _ = agent_stop.send(true);
+    if let Some(c) = controllers {
+        // Give the Lease up while the API still answers, so that another server takes over at
+        // once.
+        let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
+    }
     server.shutdown().await;
     Ok(())
 }

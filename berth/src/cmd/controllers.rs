@@ -1,0 +1,84 @@
+//! `berth controllers`: the scheduler and controllers as their own process, pointed at a
+//! kubeconfig, campaigning for the same Lease as the ones inside every `berth server`; only the
+//! holder acts. Also how `berth server` starts them in its own process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use clap::Args;
+use tokio::sync::watch;
+
+/// Flags of `berth controllers`.
+#[derive(Debug, Args)]
+pub struct ControllersArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    /// This candidate's identity in the leader election [default: host name, process id].
+    #[arg(long)]
+    pub identity: Option<String>,
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("loading {}", path.display()))?;
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// The CA a kubeconfig trusts, in PEM (published in each namespace as `kube-root-ca.crt`).
+fn kubeconfig_ca_pem(path: &Path) -> Option<String> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).ok()?;
+    let cluster = kubeconfig.clusters.first()?.cluster.as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok()?;
+        return String::from_utf8(pem).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority.as_ref()?).ok()
+}
+
+/// A leader-election identity unique to this process.
+pub fn default_identity() -> String {
+    format!(
+        "{}_{}",
+        crate::cmd::agent::host_node_name(),
+        std::process::id()
+    )
+}
+
+/// Starts the elected controllers over the kubeconfig at `path`; they stop with `shutdown`.
+pub async fn start(
+    kubeconfig: &Path,
+    identity: String,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let client = client_from_kubeconfig(kubeconfig).await?;
+    let mut config = berth_controllers::Config::new(identity);
+    config.root_ca_pem = kubeconfig_ca_pem(kubeconfig);
+    let clock: Arc<dyn berth_api::clock::Clock> = Arc::new(berth_api::clock::SystemClock);
+    Ok(tokio::spawn(berth_controllers::run(
+        client, clock, config, shutdown,
+    )))
+}
+
+/// Runs until interrupted.
+pub async fn run(args: ControllersArgs) -> anyhow::Result<()> {
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let (stop, stopped) = watch::channel(false);
+    let task = start(&args.kubeconfig, identity.clone(), stopped).await?;
+    tracing::info!(%identity, "controllers campaigning for the lease");
+    crate::cmd::server::shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(())
+}
