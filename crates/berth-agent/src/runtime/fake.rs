@@ -332,7 +332,11 @@ impl ContainerRuntime for FakeRuntime {
         // gateway.
         let ip = spec.ip.or_else(|| {
             let subnet = network.subnet?;
-            let used: Vec<std::net::Ipv4Addr> = state.containers.values().filter_map(|c| c.status.ip).collect();
+            let used: Vec<std::net::Ipv4Addr> = state
+                .containers
+                .values()
+                .filter_map(|c| c.status.ip)
+                .collect();
             (2..(1u32 << (32 - u32::from(subnet.prefix))) - 1)
                 .map(|o| std::net::Ipv4Addr::from(u32::from(subnet.addr) + o))
                 .find(|ip| !used.contains(ip))
