@@ -15,7 +15,7 @@ use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, T
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
 /// The field manager of every write the agent makes.
@@ -42,6 +42,39 @@ impl From<kube::Error> for ApiCallError {
             kube::Error::Api(s) if s.code == 409 => ApiCallError::Conflict(s.message.clone()),
             _ => ApiCallError::Other(e.to_string()),
         }
+    }
+}
+
+/// The delays between attempts of a failing watch: from 200 ms doubling to 5 s, back to the
+/// start once a watch succeeds. Short, so that pods resume soon after the API server returns.
+#[derive(Debug, Clone)]
+struct WatchBackoff {
+    next: std::time::Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<std::time::Duration> {
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        Some(d)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
     }
 }
 
@@ -208,6 +241,7 @@ impl ClusterApi for KubeApi {
         let api = kube::Api::<Pod>::all(self.client.clone());
         let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         watcher::watcher(api, config)
+            .backoff(WatchBackoff::default())
             .map(|event| match event {
                 Ok(watcher::Event::Init) => PodEvent::Relist,
                 Ok(watcher::Event::InitApply(p) | watcher::Event::Apply(p)) => {
