@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,6 +28,11 @@ pub struct AgentArgs {
     /// [default: /var/lib/berth-agent as root, else the user's data directory].
     #[arg(long, env = "BERTH_AGENT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Instead of one real node, run this many simulated nodes (`<node-name>-sim-<i>`) in this
+    /// process: real API traffic (join, Node, Lease, pod status) over an in-memory container
+    /// runtime, for load tests of the control plane.
+    #[arg(long, value_name = "N")]
+    pub simulate: Option<usize>,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -173,6 +179,77 @@ pub async fn start(
     Ok(RunningAgent { task, port })
 }
 
+/// The credentials stored in `dir`, or new ones from joining with `--server` and `--token`.
+async fn join_or_load(
+    args: &AgentArgs,
+    node_name: &str,
+    node_ip: IpAddr,
+    dir: &Path,
+) -> anyhow::Result<NodeCredentials> {
+    if let Some(c) = berth_agent::join::load_credentials(dir)? {
+        return Ok(c);
+    }
+    let (Some(server), Some(token)) = (&args.server, &args.token) else {
+        anyhow::bail!(
+            "{} holds no node credentials: give --server and --token (from `berth token create` on the server) to join",
+            dir.display()
+        );
+    };
+    let c = berth_agent::join::join(server, token, node_name, &[node_ip], dir)
+        .await
+        .context("joining the cluster")?;
+    println!("Joined {server} as node {node_name}");
+    Ok(c)
+}
+
+/// `--simulate N`: N nodes on in-memory runtimes and hosts, each joined with its own
+/// credentials (under `<data-dir>/sim-<i>`), until interrupted.
+async fn simulate(
+    args: &AgentArgs,
+    n: usize,
+    base: &str,
+    node_ip: IpAddr,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    use berth_agent::api::{ClusterApi, KubeApi};
+    use berth_agent::host::{FakeHost, Host};
+    use berth_agent::runtime::{ContainerRuntime, FakeRuntime};
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let name = format!("{base}-sim-{i}");
+        let node_dir = dir.join(format!("sim-{i}"));
+        std::fs::create_dir_all(&node_dir)
+            .with_context(|| format!("creating {}", node_dir.display()))?;
+        let creds = join_or_load(args, &name, node_ip, &node_dir).await?;
+        let client = crate::cmd::controllers::client_from_kubeconfig(&creds.kubeconfig).await?;
+        let mut config = AgentConfig::new(name, node_dir, node_ip);
+        config.node_labels = args.node.node_labels.iter().cloned().collect();
+        config.lease_renew_interval = args.node.lease_renew_interval;
+        config.ca_pem = creds.ca_pem.clone();
+        let api: Arc<dyn ClusterApi> = Arc::new(KubeApi::new(client));
+        let host: Arc<dyn Host> = Arc::new(FakeHost::new());
+        let rt: Arc<dyn ContainerRuntime> = Arc::new(FakeRuntime::simulated());
+        tasks.spawn(berth_agent::agent::run_on_runtime(
+            config,
+            api,
+            host,
+            rt,
+            rx.clone(),
+        ));
+    }
+    println!("Berth agent running {n} simulated nodes ({base}-sim-0 ...)");
+    tokio::select! {
+        _ = crate::cmd::server::shutdown_signal() => {}
+        Some(r) = tasks.join_next() => {
+            r.context("a simulated node")?.context("a simulated node")?;
+        }
+    }
+    let _ = tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
 /// Runs `berth agent` until interrupted.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let dir = args.data_dir.clone().unwrap_or_else(default_agent_dir);
@@ -181,22 +258,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let dir = std::fs::canonicalize(&dir)?;
     let node_name = args.node.node_name.clone().unwrap_or_else(host_node_name);
     let node_ip = args.node.node_ip.unwrap_or_else(default_node_ip);
-    let creds = match berth_agent::join::load_credentials(&dir)? {
-        Some(c) => c,
-        None => {
-            let (Some(server), Some(token)) = (&args.server, &args.token) else {
-                anyhow::bail!(
-                    "{} holds no node credentials: give --server and --token (from `berth token create` on the server) to join",
-                    dir.display()
-                );
-            };
-            let c = berth_agent::join::join(server, token, &node_name, &[node_ip], &dir)
-                .await
-                .context("joining the cluster")?;
-            println!("Joined {server} as node {node_name}");
-            c
-        }
-    };
+    if let Some(n) = args.simulate {
+        return simulate(&args, n, &node_name, node_ip, &dir).await;
+    }
+    let creds = join_or_load(&args, &node_name, node_ip, &dir).await?;
     let (tx, rx) = watch::channel(false);
     let agent = start(&args.node, &node_name, &dir, creds, rx).await?;
     println!(

@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Store(StoreArgs),
     /// Pod start latency on a node, beside the same containers made straight through Docker.
     Pods(crate::cmd::bench_pods::PodsArgs),
+    /// Pods bound per second through the API, end to end (scheduler and API server).
+    Scheduling(crate::cmd::bench_scheduling::SchedulingArgs),
 }
 
 /// Flags of `berth bench store`.
@@ -81,6 +83,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Api(args) => api(args).await,
         BenchCommand::Store(args) => store(args).await,
         BenchCommand::Pods(args) => crate::cmd::bench_pods::run(args).await,
+        BenchCommand::Scheduling(args) => crate::cmd::bench_scheduling::run(args).await,
     }
 }
 

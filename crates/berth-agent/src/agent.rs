@@ -129,7 +129,41 @@ pub async fn run_with(
     };
     let mut node = NodeStatus::new(Arc::clone(&api), host, config.clone())?;
     let runtime = connect_runtime(&cluster_uid, &mut node, &config, &mut shutdown).await?;
-    let rt: Arc<dyn ContainerRuntime> = runtime;
+    run_node(config, api, node, runtime, &cluster_uid, stream, shutdown).await
+}
+
+/// Runs a node on the container runtime given (e.g. a [`crate::runtime::FakeRuntime`] for a
+/// simulated node), with the API and host given, until `shutdown` turns true.
+pub async fn run_on_runtime(
+    config: AgentConfig,
+    api: Arc<dyn ClusterApi>,
+    host: Arc<dyn Host>,
+    rt: Arc<dyn ContainerRuntime>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    let cluster_uid = loop {
+        match api.cluster_uid().await {
+            Ok(u) => break u,
+            Err(e) => tracing::warn!(error = %e, "cannot reach the API server"),
+        }
+        if wait_or_stop(&mut shutdown, RETRY).await {
+            return Err(AgentError::Stopped);
+        }
+    };
+    let node = NodeStatus::new(Arc::clone(&api), host, config.clone())?;
+    run_node(config, api, node, rt, &cluster_uid, None, shutdown).await
+}
+
+/// Registers the node on a connected runtime and runs it.
+async fn run_node(
+    config: AgentConfig,
+    api: Arc<dyn ClusterApi>,
+    mut node: NodeStatus,
+    rt: Arc<dyn ContainerRuntime>,
+    cluster_uid: &str,
+    stream: Option<StreamEndpoint>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
     let stream_task = stream.map(|ep| {
         let mut stop = shutdown.clone();
         tokio::spawn(crate::stream::serve(
@@ -158,7 +192,7 @@ pub async fn run_with(
         .parse()
         .map_err(|_| AgentError::BadPodCidr(cidr_text.clone()))?;
     let gateway = Ipv4Addr::from(u32::from(cidr.addr) + 1);
-    let network = config.network_name(&cluster_uid);
+    let network = config.network_name(cluster_uid);
     rt.ensure_network(&NetworkSpec {
         name: network.clone(),
         subnet: cidr,

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End-to-end scheduling throughput: a release `berth server --disable-agent` (scheduler and
+# controllers in process) and `berth agent --simulate N` (N nodes with real API traffic over an
+# in-memory container runtime), in temporary directories on free ports; then
+# `berth bench scheduling` creates pods with no node and counts pods bound per second.
+# Usage: scripts/bench-scheduling.sh [NODES] [extra flags for berth bench scheduling]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nodes=${1:-100}
+shift || true
+berth=$PWD/target/release/berth
+cargo build --release --locked -p berth
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench-scheduling.XXXXXX")
+cleanup() {
+  kill "${agent:-0}" "${server:-0}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$berth" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 \
+  --cluster-cidr 10.200.0.0/14 --data-dir "$work/server" >"$work/server.out" 2>"$work/server.err" &
+server=$!
+for _ in $(seq 1 100); do grep -q '^export KUBECONFIG=' "$work/server.out" 2>/dev/null && break; sleep 0.1; done
+kubeconfig=$(sed -n 's/^export KUBECONFIG=//p' "$work/server.out")
+url=$(sed -n 's/^Berth API server listening on //p' "$work/server.out")
+token=$("$berth" token create --data-dir "$work/server" | tail -n 1)
+"$berth" agent --simulate "$nodes" --server "$url" --token "$token" --data-dir "$work/agent" \
+  --node-name bench --node-ip 127.0.0.1 >"$work/agent.out" 2>"$work/agent.err" &
+agent=$!
+for _ in $(seq 1 600); do
+  ready=$(kubectl --kubeconfig "$kubeconfig" get nodes --no-headers 2>/dev/null | grep -c ' Ready' || true)
+  [ "$ready" -ge "$nodes" ] && break
+  sleep 0.2
+done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F); $ready simulated nodes Ready"
+"$berth" bench scheduling --kubeconfig "$kubeconfig" "$@"
+echo "server RSS: $(awk '/VmRSS/{printf "%.1f MB", $2/1024}' /proc/$server/status); simulated agent RSS: $(awk '/VmRSS/{printf "%.1f MB", $2/1024}' /proc/$agent/status)"
