@@ -13,6 +13,7 @@
 
 pub mod informer;
 pub mod leader;
+pub mod pods;
 pub mod queue;
 pub mod root_ca;
 
