@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use common::{ControllersProcess, TestServer, eventually};
 use serde_json::Value;
 
 const LEASE: &str = "berth-controllers";
@@ -27,38 +26,6 @@ fn root_ca(s: &TestServer, ns: &str) -> Option<String> {
     }
     let cm: Value = serde_json::from_slice(&out.stdout).ok()?;
     cm["data"]["ca.crt"].as_str().map(str::to_owned)
-}
-
-fn holder(s: &TestServer) -> Option<String> {
-    let out = s.kubectl(&["get", "lease", LEASE, "-n", "kube-system", "-o", "json"]);
-    if !out.status.success() {
-        return None;
-    }
-    let lease: Value = serde_json::from_slice(&out.stdout).ok()?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
-}
-
-struct Controllers(Child);
-
-impl Controllers {
-    fn start(s: &TestServer, identity: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["controllers", "--identity", identity, "--kubeconfig"])
-            .arg(&s.kubeconfig)
-            .env("BERTH_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("berth controllers starts");
-        Self(child)
-    }
-}
-
-impl Drop for Controllers {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -94,21 +61,20 @@ fn every_namespace_gets_the_cluster_ca_and_keeps_it() {
 #[test]
 fn one_candidate_leads_and_another_takes_over_when_it_dies() {
     let s = TestServer::start_with(&["--disable-controllers"]);
-    let mut a = Controllers::start(&s, "candidate-a");
-    let first = eventually(Duration::from_secs(20), || holder(&s)).expect("a holder");
+    let mut a = ControllersProcess::start(&s, "candidate-a");
+    let first = eventually(Duration::from_secs(20), || s.lease_holder(LEASE)).expect("a holder");
     assert_eq!(first, "candidate-a");
-    let _b = Controllers::start(&s, "candidate-b");
+    let _b = ControllersProcess::start(&s, "candidate-b");
     // The follower does not act: the holder stays, across several renewals.
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(holder(&s).as_deref(), Some("candidate-a"));
+    assert_eq!(s.lease_holder(LEASE).as_deref(), Some("candidate-a"));
 
     // The leader dies without releasing the Lease; the other takes over after the lease
     // duration (8 s) and acts.
-    let _ = a.0.kill();
-    let _ = a.0.wait();
+    a.kill9();
     let killed = std::time::Instant::now();
     eventually(Duration::from_secs(30), || {
-        (holder(&s).as_deref() == Some("candidate-b")).then_some(())
+        (s.lease_holder(LEASE).as_deref() == Some("candidate-b")).then_some(())
     })
     .expect("candidate-b takes over");
     let took = killed.elapsed();

@@ -187,8 +187,10 @@ impl TestCluster {
     /// Waits until every agent's node is Ready.
     pub fn wait_ready(&self, timeout: Duration) {
         for name in self.node_names() {
-            eventually(timeout, || self.node_ready(&name).filter(|r| *r).map(|_| ()))
-                .unwrap_or_else(|| panic!("node {name} did not become Ready in {timeout:?}"));
+            eventually(timeout, || {
+                self.node_ready(&name).filter(|r| *r).map(|_| ())
+            })
+            .unwrap_or_else(|| panic!("node {name} did not become Ready in {timeout:?}"));
         }
     }
 

@@ -414,3 +414,48 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// A `berth controllers` process (scheduler and controllers, leader-elected) against a server;
+/// killed when dropped.
+pub struct ControllersProcess {
+    /// The process.
+    pub child: Child,
+}
+
+impl ControllersProcess {
+    /// Starts one with the leader-election `identity`.
+    pub fn start(server: &TestServer, identity: &str) -> Self {
+        let child = Command::new(berth_binary())
+            .args(["controllers", "--identity", identity, "--kubeconfig"])
+            .arg(&server.kubeconfig)
+            .env("BERTH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("berth controllers starts");
+        Self { child }
+    }
+
+    /// Kills it with SIGKILL (it cannot release its Lease).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllersProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+impl TestServer {
+    /// The holder of the Lease `kube-system/<name>`, if any.
+    pub fn lease_holder(&self, name: &str) -> Option<String> {
+        let out = self.kubectl(&["get", "lease", name, "-n", "kube-system", "-o", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let lease: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
+    }
+}
