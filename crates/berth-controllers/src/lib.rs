@@ -12,10 +12,13 @@
 //! state that a restart would lose, so a new leader picks up where the old one stopped.
 
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod pods;
 pub mod queue;
+pub mod revision;
 pub mod root_ca;
+pub mod workload;
 
 use std::sync::Arc;
 
@@ -64,8 +67,10 @@ pub struct Context {
 pub type Start = fn(Arc<Context>, watch::Receiver<bool>) -> BoxFuture<'static, ()>;
 
 /// Every controller, by name.
-pub const CONTROLLERS: &[(&str, Start)] =
-    &[("root-ca-configmap", |c, s| Box::pin(root_ca::run(c, s)))];
+pub const CONTROLLERS: &[(&str, Start)] = &[
+    ("root-ca-configmap", |c, s| Box::pin(root_ca::run(c, s))),
+    ("job", |c, s| Box::pin(job::run(c, s))),
+];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
 pub async fn run_all(
