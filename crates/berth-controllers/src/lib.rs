@@ -16,6 +16,7 @@ pub mod job;
 pub mod leader;
 pub mod pods;
 pub mod queue;
+pub mod replicaset;
 pub mod revision;
 pub mod root_ca;
 pub mod workload;
@@ -69,6 +70,7 @@ pub type Start = fn(Arc<Context>, watch::Receiver<bool>) -> BoxFuture<'static, (
 /// Every controller, by name.
 pub const CONTROLLERS: &[(&str, Start)] = &[
     ("root-ca-configmap", |c, s| Box::pin(root_ca::run(c, s))),
+    ("replicaset", |c, s| Box::pin(replicaset::run(c, s))),
     ("job", |c, s| Box::pin(job::run(c, s))),
 ];
 

@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{
     Container, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
 
 /// A fixed instant plus `secs` seconds.
 pub fn t(secs: i64) -> Timestamp {
@@ -128,5 +131,31 @@ impl P {
     /// Shared.
     pub fn arc(self) -> Arc<Pod> {
         Arc::new(self.0)
+    }
+}
+
+/// A ReplicaSet `default/name` of `replicas` selecting and templating `pairs`, generation 1,
+/// uid `uid-<name>`, created at `t(0)`, with an empty status.
+pub fn replicaset(name: &str, replicas: i32, pairs: &[(&str, &str)]) -> ReplicaSet {
+    ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            uid: Some(format!("uid-{name}")),
+            resource_version: Some("1".into()),
+            generation: Some(1),
+            creation_timestamp: Some(Time(t(0))),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels(pairs)),
+                match_expressions: None,
+            },
+            template: Some(template(pairs, "busybox:1")),
+            min_ready_seconds: None,
+        }),
+        status: Some(ReplicaSetStatus::default()),
     }
 }
