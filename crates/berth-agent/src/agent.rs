@@ -218,6 +218,7 @@ async fn run_node(
         config: config.clone(),
         network,
         node_allocatable: allocatable,
+        engine: crate::pod::engine::EngineView::new(),
     });
     let heartbeat = tokio::spawn(heartbeat(
         node,

@@ -135,6 +135,7 @@ impl PodManager {
     /// Lists the engine once: wakes workers whose containers changed and removes containers of
     /// pods that no longer exist.
     pub async fn relist(&mut self) {
+        let began = std::time::Instant::now();
         let list = match self.shared.runtime.list(&BTreeMap::new()).await {
             Ok(l) => l,
             Err(e) => {
@@ -142,6 +143,7 @@ impl PodManager {
                 return;
             }
         };
+        self.shared.engine.record_relist(began, &list);
         let mut now: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for c in &list {
             if let Some(uid) = c.labels.get(labels::POD_UID) {

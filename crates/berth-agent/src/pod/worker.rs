@@ -27,6 +27,7 @@ use crate::api::ClusterApi;
 use crate::config::AgentConfig;
 use crate::events::{NORMAL, Recorder, WARNING};
 use crate::pod::backoff::Backoff;
+use crate::pod::engine::EngineView;
 use crate::pod::probe::{FailureHook, ProbeKind, ProbeResults, Prober};
 use crate::pod::spec::{self, PodContext};
 use crate::pod::status::{Observed, StatusInput, Waiting, pod_status};
@@ -54,6 +55,8 @@ pub struct Shared {
     pub network: String,
     /// Node allocatable, for `resourceFieldRef` defaults.
     pub node_allocatable: BTreeMap<String, String>,
+    /// What the agent remembers of the engine between calls.
+    pub engine: EngineView,
 }
 
 /// What starting a container of the pod needs, fixed for one sync.
@@ -79,6 +82,10 @@ pub struct PodWorker {
     reported: HashSet<String>,
     wake: Arc<Notify>,
     last_pod: Option<Arc<Pod>>,
+    /// Whether the current sync changed the pod's containers on the engine.
+    mutated: bool,
+    /// When the last sync that changed them finished.
+    last_mutation: Option<Instant>,
 }
 
 fn pod_key(pod: &Pod) -> (String, String) {
@@ -300,6 +307,8 @@ impl PodWorker {
             pull_failures: HashMap::new(),
             probers: HashMap::new(),
             inspected: HashMap::new(),
+            mutated: false,
+            last_mutation: None,
             last_status: None,
             token_at: None,
             reported: HashSet::new(),
@@ -314,6 +323,7 @@ impl PodWorker {
     pub async fn run(mut self, mut pods: watch::Receiver<Option<Arc<Pod>>>) {
         loop {
             let pod = pods.borrow_and_update().clone();
+            self.mutated = false;
             let wait = match pod {
                 None => {
                     let last = self.last_pod.take();
@@ -344,6 +354,9 @@ impl PodWorker {
                     }
                 }
             };
+            if self.mutated {
+                self.last_mutation = Some(Instant::now());
+            }
             tokio::select! {
                 r = pods.changed() => if r.is_err() { return; },
                 _ = self.wake.notified() => {}
@@ -353,9 +366,23 @@ impl PodWorker {
     }
 
     /// The pod's containers on the engine (sandboxes first-class), inspected.
+    /// The manager's last relist stands in for a list when it began after this worker's last
+    /// change to the engine.
     async fn observe(&mut self) -> Result<(Observed, Vec<runtime::ContainerStatus>), RuntimeError> {
-        let filter = BTreeMap::from([(labels::POD_UID.to_string(), self.uid.clone())]);
-        let list = self.shared.runtime.list(&filter).await?;
+        let from_relist = if self.mutated {
+            None
+        } else {
+            self.shared
+                .engine
+                .containers_of(&self.uid, self.last_mutation)
+        };
+        let list = match from_relist {
+            Some(list) => list,
+            None => {
+                let filter = BTreeMap::from([(labels::POD_UID.to_string(), self.uid.clone())]);
+                self.shared.runtime.list(&filter).await?
+            }
+        };
         let mut obs = Observed::default();
         let mut dead_sandboxes = Vec::new();
         let mut seen = HashSet::new();
@@ -515,6 +542,15 @@ impl PodWorker {
 
     /// One level-triggered pass; returns when to look again at the latest.
     pub async fn sync(&mut self, pod: &Arc<Pod>) -> Result<Duration, RuntimeError> {
+        self.mutated = false;
+        let r = self.sync_once(pod).await;
+        if self.mutated {
+            self.last_mutation = Some(Instant::now());
+        }
+        r
+    }
+
+    async fn sync_once(&mut self, pod: &Arc<Pod>) -> Result<Duration, RuntimeError> {
         let now = Timestamp::now();
         let mut next = self.shared.config.resync_interval;
         let (mut obs, dead_sandboxes) = self.observe().await?;
@@ -556,6 +592,7 @@ impl PodWorker {
                         .finish(pod, &obs, &waiting, now, Duration::from_secs(2))
                         .await;
                 }
+                self.mutated = true;
                 // A dead sandbox takes its containers with it.
                 for list in obs.containers.values() {
                     for c in list {
@@ -572,12 +609,24 @@ impl PodWorker {
                 }
                 let sb = spec::sandbox_spec(pod, &ctx)
                     .map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
-                self.shared
-                    .runtime
-                    .ensure_image(&ctx.sandbox_image, PullDecision::NoPull, None)
-                    .await?;
-                let id = self.shared.runtime.create_sandbox(&sb).await?;
+                let engine = &self.shared.engine;
+                if engine.image(&ctx.sandbox_image).is_none() {
+                    let image = self
+                        .shared
+                        .runtime
+                        .ensure_image(&ctx.sandbox_image, PullDecision::NoPull, None)
+                        .await?;
+                    engine.image_seen(&ctx.sandbox_image, &image);
+                }
+                let id = match self.shared.runtime.create_sandbox(&sb).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        engine.image_gone(&ctx.sandbox_image);
+                        return Err(e);
+                    }
+                };
                 let st = self.shared.runtime.inspect(&id.0).await?;
+                self.inspected.insert(st.id.clone(), st.clone());
                 ctx.pod_ip = st.ip.map(IpAddr::V4);
                 obs.sandbox = Some(st);
                 // Container restarts after a sandbox change count from the old containers.
@@ -668,6 +717,7 @@ impl PodWorker {
                                 );
                                 self.probers.remove(&c.name);
                                 let grace = grace_period(pod);
+                                self.mutated = true;
                                 self.kill_container(pod, Some(c), &cur, grace).await;
                                 next = Duration::ZERO;
                             }
@@ -696,6 +746,7 @@ impl PodWorker {
                         Some(_) => {
                             // Created but never started (a start that failed): start it again.
                             let id = current.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+                            self.mutated = true;
                             if let Err(e) = self.shared.runtime.start(&id).await {
                                 waiting.insert(
                                     c.name.clone(),
@@ -711,7 +762,10 @@ impl PodWorker {
             }
         } else if let Some(sb) = &obs.sandbox {
             // A finished pod keeps its containers (for logs) but not its sandbox running.
-            self.shared.runtime.stop(&sb.id, Duration::ZERO).await?;
+            if matches!(sb.state, ContainerState::Running { .. }) {
+                self.mutated = true;
+                self.shared.runtime.stop(&sb.id, Duration::ZERO).await?;
+            }
         }
         for (name, d) in self.pull_wait(now) {
             if waiting.contains_key(&name) {
@@ -719,7 +773,9 @@ impl PodWorker {
             }
         }
         let (obs, _) = self.observe().await?;
-        self.collect_garbage(pod, &obs).await;
+        if self.collect_garbage(pod, &obs).await {
+            self.mutated = true;
+        }
         self.finish(pod, &obs, &waiting, now, next).await
     }
 
@@ -894,7 +950,16 @@ impl PodWorker {
             }
         });
         let runtime = &self.shared.runtime;
-        let present = runtime.image_present(&image).await.ok().flatten();
+        let present = match self.shared.engine.image(&image) {
+            Some(i) if policy != "Always" => Some(i),
+            _ => {
+                let found = runtime.image_present(&image).await.ok().flatten();
+                if let Some(i) = &found {
+                    self.shared.engine.image_seen(&image, i);
+                }
+                found
+            }
+        };
         let decision = match (policy.as_str(), &present) {
             ("Never", None) => {
                 let msg =
@@ -1009,10 +1074,12 @@ impl PodWorker {
                 return;
             }
         };
+        self.mutated = true;
         let runtime = &self.shared.runtime;
         let id = match runtime.create_container(&spec).await {
             Ok(id) => id,
             Err(e) => {
+                self.shared.engine.image_gone(&spec.image);
                 self.container_failed(pod, c, "CreateContainerError", &e, waiting);
                 return;
             }
@@ -1171,7 +1238,9 @@ impl PodWorker {
 
     /// Keeps the newest and one previous container per name; removes the rest and containers
     /// no longer in the spec.
-    async fn collect_garbage(&self, pod: &Pod, obs: &Observed) {
+    /// True if it removed any.
+    async fn collect_garbage(&self, pod: &Pod, obs: &Observed) -> bool {
+        let mut removed = false;
         let names: HashSet<String> = all_containers(pod).into_iter().map(|c| c.name).collect();
         for (name, list) in &obs.containers {
             let keep = if names.contains(name) { 2 } else { 0 };
@@ -1179,17 +1248,21 @@ impl PodWorker {
                 if matches!(c.state, ContainerState::Running { .. }) && keep > 0 {
                     continue;
                 }
+                removed = true;
                 if let Err(e) = self.shared.runtime.remove(&c.id).await {
                     tracing::debug!(container = %c.id, error = %e, "could not remove an old container");
                 }
             }
         }
+        removed
     }
 
     /// Stops the pod's containers (with `grace`, or the pod's own grace period), removes them,
     /// the sandbox and the pod's files.
     async fn teardown(&mut self, pod: Option<&Pod>, grace: Option<Duration>) {
         self.probers.clear();
+        // Whatever the relist saw, this acts on a fresh list and changes everything.
+        self.mutated = true;
         let grace = grace
             .or_else(|| pod.map(grace_period))
             .unwrap_or(Duration::from_secs(30));

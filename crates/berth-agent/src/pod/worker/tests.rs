@@ -45,6 +45,7 @@ async fn setup() -> Setup {
         config,
         network: "net".into(),
         node_allocatable: BTreeMap::new(),
+        engine: crate::pod::engine::EngineView::new(),
     });
     Setup {
         rt,
@@ -321,4 +322,67 @@ fn durations_print_as_go_does() {
     assert_eq!(format_duration(Duration::from_secs(300)), "5m0s");
     assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
     assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
+}
+
+#[tokio::test]
+async fn a_fresh_relist_and_a_known_image_spare_engine_calls() {
+    let s = setup().await;
+    let spec =
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]});
+    // The manager's relist, begun before the worker ever changed anything.
+    let began = Instant::now();
+    s.shared
+        .engine
+        .record_relist(began, &s.rt.list(&BTreeMap::new()).await.unwrap());
+    s.rt.clear_calls();
+    let p = pod(spec.clone());
+    let mut w = worker(&s);
+    w.sync(&p).await.unwrap();
+    let calls = s.rt.calls();
+    let first_create = calls.iter().position(|c| c.starts_with("create")).unwrap();
+    assert!(
+        calls[..first_create].iter().all(|c| !c.starts_with("list")),
+        "the relist stands in for the first list: {calls:?}"
+    );
+    assert_eq!(last_status(&s)["phase"], "Running");
+
+    // The worker changed the engine after that relist: its next look lists for itself.
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    assert!(
+        s.rt.calls().iter().any(|c| c.starts_with("list")),
+        "{:?}",
+        s.rt.calls()
+    );
+    // A relist begun after the change stands in again: a quiet sync makes no engine call.
+    s.shared
+        .engine
+        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap());
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    assert_eq!(s.rt.calls(), Vec::<String>::new());
+
+    // A second pod of the same image does not look the image up again.
+    let other: Arc<Pod> = Arc::new(
+        serde_json::from_value(json!({
+            "metadata": {"name": "q", "namespace": "default", "uid": "uid-2"},
+            "spec": spec,
+        }))
+        .unwrap(),
+    );
+    s.rt.clear_calls();
+    let mut w2 = PodWorker::new(
+        Arc::clone(&s.shared),
+        "uid-2".into(),
+        Arc::new(Notify::new()),
+    );
+    w2.sync(&other).await.unwrap();
+    let calls = s.rt.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| !c.starts_with("image_present") && !c.starts_with("ensure_image")),
+        "{calls:?}"
+    );
+    assert!(calls.iter().any(|c| c.starts_with("start")), "{calls:?}");
 }

@@ -1,0 +1,144 @@
+//! What the agent knows of the engine between calls, so that pod workers ask it less: the
+//! manager's latest relist (one list of every container of this node) and the images recently
+//! seen present.
+//!
+//! Owns only that memory and the rules for when it may stand in for a call: a worker may use
+//! the relist instead of its own list when the relist began after the worker's last change to
+//! its containers finished; an image seen present stands for a fresh check for a few seconds
+//! (a container create that misses it fails and is retried). Must not decide anything about
+//! pods.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::runtime::{ContainerSummary, ImageInfo, labels};
+
+/// How long an image seen present is taken to still be there.
+const IMAGE_FRESH: Duration = Duration::from_secs(10);
+
+/// One relist: when it began and the containers it found, by pod UID.
+#[derive(Debug, Default)]
+struct Snapshot {
+    began: Option<Instant>,
+    by_uid: HashMap<String, Vec<ContainerSummary>>,
+}
+
+/// The shared memory of the engine.
+#[derive(Debug, Default)]
+pub struct EngineView {
+    snapshot: RwLock<Arc<Snapshot>>,
+    images: Mutex<HashMap<String, (ImageInfo, Instant)>>,
+}
+
+impl EngineView {
+    /// An empty view: every question goes to the engine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a relist that `began` at that instant.
+    pub fn record_relist(&self, began: Instant, containers: &[ContainerSummary]) {
+        let mut by_uid: HashMap<String, Vec<ContainerSummary>> = HashMap::new();
+        for c in containers {
+            if let Some(uid) = c.labels.get(labels::POD_UID) {
+                by_uid.entry(uid.clone()).or_default().push(c.clone());
+            }
+        }
+        let snapshot = Arc::new(Snapshot {
+            began: Some(began),
+            by_uid,
+        });
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    }
+
+    /// The containers of pod `uid` as the last relist saw them, if that relist began after
+    /// `changed` (the end of the worker's last change; `None` if it never changed anything).
+    pub fn containers_of(
+        &self,
+        uid: &str,
+        changed: Option<Instant>,
+    ) -> Option<Vec<ContainerSummary>> {
+        let snapshot = Arc::clone(&self.snapshot.read().unwrap_or_else(|e| e.into_inner()));
+        let began = snapshot.began?;
+        if changed.is_some_and(|c| c >= began) {
+            return None;
+        }
+        Some(snapshot.by_uid.get(uid).cloned().unwrap_or_default())
+    }
+
+    /// The image `reference` if it was seen present within the last few seconds.
+    pub fn image(&self, reference: &str) -> Option<ImageInfo> {
+        let images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        images
+            .get(reference)
+            .filter(|(_, at)| at.elapsed() < IMAGE_FRESH)
+            .map(|(i, _)| i.clone())
+    }
+
+    /// Records that `reference` is present.
+    pub fn image_seen(&self, reference: &str, image: &ImageInfo) {
+        let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        images.retain(|_, (_, at)| at.elapsed() < IMAGE_FRESH);
+        images.insert(reference.to_owned(), (image.clone(), Instant::now()));
+    }
+
+    /// Forgets `reference` (a create found it missing).
+    pub fn image_gone(&self, reference: &str) {
+        self.images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(reference);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::runtime::SummaryState;
+
+    fn summary(id: &str, uid: &str) -> ContainerSummary {
+        ContainerSummary {
+            id: id.into(),
+            name: id.into(),
+            image: "app:1".into(),
+            image_id: "sha256:app".into(),
+            state: SummaryState::Running,
+            labels: BTreeMap::from([(labels::POD_UID.to_owned(), uid.to_owned())]),
+            created_unix: 0,
+        }
+    }
+
+    #[test]
+    fn a_relist_stands_in_only_when_it_began_after_the_last_change() {
+        let view = EngineView::new();
+        assert!(view.containers_of("u1", None).is_none(), "no relist yet");
+        let before = Instant::now();
+        let began = Instant::now();
+        view.record_relist(began, &[summary("a", "u1"), summary("b", "u2")]);
+        let mine = view.containers_of("u1", None).expect("never changed");
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].id, "a");
+        assert!(view.containers_of("u1", Some(before)).is_some());
+        assert!(view.containers_of("u1", Some(Instant::now())).is_none());
+        assert_eq!(view.containers_of("u3", None), Some(Vec::new()));
+    }
+
+    #[test]
+    fn images_are_remembered_briefly_and_forgotten_on_demand() {
+        let view = EngineView::new();
+        let image = ImageInfo {
+            id: "sha256:app".into(),
+            repo_tags: vec!["app:1".into()],
+            repo_digests: Vec::new(),
+            size: 1,
+        };
+        assert!(view.image("app:1").is_none());
+        view.image_seen("app:1", &image);
+        assert_eq!(view.image("app:1"), Some(image));
+        view.image_gone("app:1");
+        assert!(view.image("app:1").is_none());
+    }
+}
