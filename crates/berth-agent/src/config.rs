@@ -90,6 +90,11 @@ impl AgentConfig {
         self.data_dir.join("pods").join(uid)
     }
 
+    /// Directory of the node-local PersistentVolumeClaim directories, which outlive pods.
+    pub fn claim_root(&self) -> PathBuf {
+        self.data_dir.join("claims")
+    }
+
     /// Name of this node's Docker network.
     pub fn network_name(&self, cluster_uid: &str) -> String {
         let short: String = cluster_uid.chars().filter(|c| *c != '-').take(12).collect();

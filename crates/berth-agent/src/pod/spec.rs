@@ -189,6 +189,9 @@ pub struct PodContext {
     pub volume_root: PathBuf,
     /// Directory on the node holding `token`, `ca.crt` and `namespace`.
     pub service_account_dir: PathBuf,
+    /// Directory on the node holding one directory per PersistentVolumeClaim,
+    /// `<claim root>/<namespace>/<claim>` ([`claim_dir`]), e.g. `<data-dir>/claims`.
+    pub claim_root: PathBuf,
     /// ConfigMaps of the pod's namespace it refers to: name → key → value (`data` and
     /// `binaryData` merged). Absent ones are missing.
     pub config_maps: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
@@ -771,10 +774,28 @@ fn is_service_account_volume(volume: &Volume) -> bool {
     })
 }
 
+/// The node-local directory of the PersistentVolumeClaim `claim` in `namespace`: it outlives
+/// the pods that use it, so that a replaced pod on the same node finds its data.
+pub fn claim_dir(claim_root: &Path, namespace: &str, claim: &str) -> PathBuf {
+    claim_root.join(namespace).join(claim)
+}
+
 /// Host directory of a volume, and whether it must be mounted read-only regardless of the mount.
-fn volume_host_path(volume: &Volume, ctx: &PodContext) -> Result<(PathBuf, bool), SpecError> {
+fn volume_host_path(
+    pod: &Pod,
+    volume: &Volume,
+    ctx: &PodContext,
+) -> Result<(PathBuf, bool), SpecError> {
     if let Some(host) = &volume.host_path {
         return Ok((PathBuf::from(&host.path), false));
+    }
+    if let Some(pvc) = &volume.persistent_volume_claim {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        checked_relative(&pvc.claim_name, "claimName")?;
+        return Ok((
+            claim_dir(&ctx.claim_root, namespace, &pvc.claim_name),
+            pvc.read_only.unwrap_or(false),
+        ));
     }
     if volume.empty_dir.is_some() {
         return Ok((ctx.volume_root.join(&volume.name), false));
@@ -811,7 +832,7 @@ fn mounts(
                 volume: vm.name.clone(),
                 container: container.name.clone(),
             })?;
-        let (mut host_path, forced_ro) = volume_host_path(volume, ctx)?;
+        let (mut host_path, forced_ro) = volume_host_path(pod, volume, ctx)?;
         let sub = match (vm.sub_path.as_deref(), vm.sub_path_expr.as_deref()) {
             (Some(p), _) if !p.is_empty() => Some(checked_relative(p, "subPath")?),
             (_, Some(e)) if !e.is_empty() => {

@@ -1,6 +1,7 @@
 //! A pod's files on the node: `<pod dir>/volumes/<volume>` for emptyDir, ConfigMap, Secret,
-//! downward API and projected volumes, and `<pod dir>/serviceaccount` with `token`, `ca.crt`
-//! and `namespace`.
+//! downward API and projected volumes, `<pod dir>/serviceaccount` with `token`, `ca.crt`
+//! and `namespace`, and the node-local directories of PersistentVolumeClaims, which outlive
+//! the pod ([`prepare_claims`]).
 //!
 //! Owns writing those files so that a change of the source reaches running containers: each
 //! file is replaced by a rename of a complete temporary file (readers never see half a file),
@@ -145,6 +146,29 @@ impl PodDirs {
     }
 }
 
+/// Creates the node-local directory of every PersistentVolumeClaim the pod mounts, under
+/// `claim_root` ([`crate::pod::spec::claim_dir`]). The directory stays when the pod goes, so a
+/// pod that replaces it on this node finds the claim's data.
+pub fn prepare_claims(claim_root: &Path, pod: &Pod) -> Result<(), VolumeError> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let Some(pvc) = &v.persistent_volume_claim else {
+            continue;
+        };
+        if pvc.claim_name.is_empty() || pvc.claim_name.contains('/') || pvc.claim_name == ".." {
+            continue;
+        }
+        let dir = crate::pod::spec::claim_dir(claim_root, namespace, &pvc.claim_name);
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            // Any user in the container may write to it, as to an emptyDir.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(io(&dir))?;
+        }
+    }
+    Ok(())
+}
+
 /// Names of the volumes whose files [`PodDirs::sync_files`] manages.
 pub fn file_volumes(pod: &Pod) -> BTreeSet<String> {
     pod.spec
@@ -253,5 +277,33 @@ mod tests {
         );
         dirs.remove().unwrap();
         assert!(!tmp.path().join("pod").exists());
+    }
+
+    #[test]
+    fn claim_directories_are_made_once_and_outlive_the_pod() {
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume};
+        let tmp = tempfile::tempdir().unwrap();
+        let claims = tmp.path().join("claims");
+        let mut pod = Pod::default();
+        pod.metadata.namespace = Some("ns".into());
+        pod.spec = Some(PodSpec {
+            volumes: Some(vec![Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: "data-web-0".into(),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            }]),
+            ..PodSpec::default()
+        });
+        prepare_claims(&claims, &pod).unwrap();
+        let dir = claims.join("ns/data-web-0");
+        std::fs::write(dir.join("kept"), "x").unwrap();
+        let dirs = PodDirs::new(tmp.path().join("pod"));
+        dirs.prepare(&pod).unwrap();
+        dirs.remove().unwrap();
+        prepare_claims(&claims, &pod).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("kept")).unwrap(), "x");
     }
 }

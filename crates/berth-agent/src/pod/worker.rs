@@ -31,7 +31,7 @@ use crate::pod::engine::EngineView;
 use crate::pod::probe::{FailureHook, ProbeKind, ProbeResults, Prober};
 use crate::pod::spec::{self, PodContext};
 use crate::pod::status::{Observed, StatusInput, Waiting, pod_status};
-use crate::pod::volumes::{PodDirs, file_volumes};
+use crate::pod::volumes::{PodDirs, file_volumes, prepare_claims};
 use crate::runtime::{
     self, ContainerRuntime, ContainerState, PullDecision, RegistryAuth, RuntimeError, SandboxId,
     labels,
@@ -487,6 +487,7 @@ impl PodWorker {
             sandbox_attempt: attempt,
             volume_root: dirs.volumes(),
             service_account_dir: dirs.service_account(),
+            claim_root: c.claim_root(),
             config_maps: BTreeMap::new(),
             secrets: BTreeMap::new(),
             node_allocatable: self.shared.node_allocatable.clone(),
@@ -825,7 +826,10 @@ impl PodWorker {
     }
 
     async fn sync_files(&self, pod: &Pod, dirs: &PodDirs, ctx: &PodContext) -> bool {
-        if let Err(e) = dirs.prepare(pod) {
+        if let Err(e) = dirs
+            .prepare(pod)
+            .and_then(|()| prepare_claims(&ctx.claim_root, pod))
+        {
             self.shared
                 .recorder
                 .record(pod, None, WARNING, "FailedMount", &e.to_string());

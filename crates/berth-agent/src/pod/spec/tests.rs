@@ -67,6 +67,7 @@ fn ctx() -> PodContext {
         sandbox_attempt: 0,
         volume_root: PathBuf::from("/var/lib/berth/pods/2b9a/volumes"),
         service_account_dir: PathBuf::from("/var/lib/berth/pods/2b9a/serviceaccount"),
+        claim_root: PathBuf::from("/var/lib/berth/claims"),
         config_maps,
         secrets,
         node_allocatable: BTreeMap::from([
@@ -962,4 +963,33 @@ fn service_account_projected_volume_has_no_files() {
         ]}}]}),
     );
     assert!(volume_files(&p, &ctx()).expect("files").is_empty());
+}
+
+#[test]
+fn persistent_volume_claims_mount_their_node_local_directory() {
+    let c = ctx();
+    let p = pod_with(json!({
+        "volumes": [
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}},
+            {"name": "ro", "persistentVolumeClaim": {"claimName": "shared", "readOnly": true}}
+        ],
+        "containers": [{"name": "app", "image": "busybox:1", "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "ro", "mountPath": "/ro"}
+        ]}]
+    }));
+    let s = build(&p, &c).expect("container");
+    assert_eq!(
+        s.mounts[0].host_path,
+        PathBuf::from("/var/lib/berth/claims/shop/data-web-0")
+    );
+    assert!(!s.mounts[0].read_only);
+    assert!(s.mounts[1].read_only, "a read-only claim stays read-only");
+    let bad = pod_with(json!({
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "../x"}}],
+        "containers": [{"name": "app", "image": "busybox:1", "volumeMounts": [
+            {"name": "data", "mountPath": "/data"}
+        ]}]
+    }));
+    assert!(build(&bad, &c).is_err());
 }
