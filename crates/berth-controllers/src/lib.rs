@@ -19,6 +19,7 @@ pub mod queue;
 pub mod replicaset;
 pub mod revision;
 pub mod root_ca;
+pub mod statefulset;
 pub mod workload;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("root-ca-configmap", |c, s| Box::pin(root_ca::run(c, s))),
     ("replicaset", |c, s| Box::pin(replicaset::run(c, s))),
     ("job", |c, s| Box::pin(job::run(c, s))),
+    ("statefulset", |c, s| Box::pin(statefulset::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
