@@ -152,18 +152,26 @@ fn containers_share_localhost_and_pods_reach_each_other_by_ip() {
     let img = busybox_image();
     let s = cluster();
     let node = s.node.clone().unwrap();
-    let web = |name: &str| {
+    // A port on the node no one uses now, published as pa's hostPort.
+    let host_port = std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let web = |name: &str, ports: &str| {
         pod_manifest(
             &node,
             name,
             "",
             &format!(
-                "  - name: web\n    image: {img}\n    command: [sh, -c, 'mkdir -p /www && echo hello-from-{name} > /www/index.html && exec httpd -f -p 8080 -h /www']\n    ports: [{{containerPort: 8080}}]\n  - name: client\n    image: {img}\n    command: [sleep, '3600']\n"
+                "  - name: web\n    image: {img}\n    command: [sh, -c, 'mkdir -p /www && echo hello-from-{name} > /www/index.html && exec httpd -f -p 8080 -h /www']\n    ports: [{ports}]\n  - name: client\n    image: {img}\n    command: [sleep, '3600']\n"
             ),
         )
     };
-    apply(&s, &web("pa"));
-    apply(&s, &web("pb"));
+    apply(
+        &s,
+        &web("pa", &format!("{{containerPort: 8080, hostPort: {host_port}}}")),
+    );
+    apply(&s, &web("pb", "{containerPort: 8080}"));
     let a = wait_pod(&s, "pa", Duration::from_secs(60), running_and_ready);
     let b = wait_pod(&s, "pb", Duration::from_secs(60), running_and_ready);
     let ip_a = a["status"]["podIP"].as_str().unwrap().to_string();
@@ -188,6 +196,16 @@ fn containers_share_localhost_and_pods_reach_each_other_by_ip() {
         &["wget", "-qO-", &format!("http://{ip_a}:8080/")],
     );
     assert_eq!((code, out.trim()), (0, "hello-from-pa"), "pod to pod by IP");
+    // hostPort: the node's port reaches the pod.
+    let body = eventually(Duration::from_secs(20), || {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", host_port)).ok()?;
+        conn.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        conn.read_to_string(&mut out).ok()?;
+        out.contains("hello-from-pa").then_some(out)
+    });
+    assert!(body.is_some(), "hostPort {host_port} reaches pa");
     let table = s.kubectl_ok(&["get", "pods", "-o", "wide"]);
     assert!(table.contains("2/2") && table.contains(&ip_a), "{table}");
 }
