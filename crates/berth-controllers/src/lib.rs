@@ -11,6 +11,7 @@
 //! A controller compares what is with what should be for one key and acts; it never keeps
 //! state that a restart would lose, so a new leader picks up where the old one stopped.
 
+pub mod daemonset;
 pub mod informer;
 pub mod job;
 pub mod leader;
@@ -74,6 +75,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("replicaset", |c, s| Box::pin(replicaset::run(c, s))),
     ("job", |c, s| Box::pin(job::run(c, s))),
     ("statefulset", |c, s| Box::pin(statefulset::run(c, s))),
+    ("daemonset", |c, s| Box::pin(daemonset::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
