@@ -116,3 +116,114 @@ fn a_frozen_agent_that_resumes_leaves_its_pods_alone() {
     );
     assert_eq!(c.node_ready(&node), Some(true));
 }
+
+/// A unix-socket proxy in front of dockerd that can be cut, as if the engine died.
+struct EngineProxy {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl EngineProxy {
+    fn start(path: &std::path::Path) -> Self {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).expect("proxy socket");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, c) = (stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let (Ok(c2), Ok(e2)) = (client.try_clone(), engine.try_clone()) else {
+                    continue;
+                };
+                c.lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), engine.try_clone().unwrap()]);
+                let pipe = |mut from: UnixStream, mut to: UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                pipe(client, e2);
+                pipe(engine, c2);
+            }
+        });
+        Self {
+            path: path.to_path_buf(),
+            stop,
+            conns,
+        }
+    }
+
+    /// Closes every connection and the socket.
+    fn cut(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::os::unix::net::UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn ready_condition(c: &TestCluster, node: &str) -> Option<(String, String)> {
+    let n = c.get_json(&["get", "node", node]);
+    n["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+}
+
+#[test]
+fn a_node_whose_engine_is_unreachable_reports_not_ready_and_recovers() {
+    if !require("docker", &["info"]) || !require("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("docker.sock");
+    let proxy = EngineProxy::start(&sock);
+    let mut c = TestCluster::start(0);
+    let host = format!("unix://{}", sock.display());
+    let i = c.add_agent_with_env(&[("DOCKER_HOST", host.as_str())]);
+    let node = c.agents[i].name.clone();
+    // Set up (its network exists), then the engine goes away.
+    eventually(Duration::from_secs(30), || {
+        let out = Command::new("docker")
+            .args(["network", "ls", "-q", "--filter"])
+            .arg(format!("label=dev.berth.node={node}"))
+            .output()
+            .ok()?;
+        (!out.stdout.is_empty()).then_some(())
+    })
+    .expect("the node's network");
+    std::thread::sleep(Duration::from_secs(1));
+    proxy.cut();
+    let (status, message) = eventually(Duration::from_secs(30), || {
+        ready_condition(&c, &node).filter(|(s, _)| s == "False")
+    })
+    .expect("Ready turns False while the engine is unreachable");
+    assert_eq!(status, "False");
+    assert!(message.contains("container runtime is down"), "{message}");
+
+    let _back = EngineProxy::start(&sock);
+    eventually(Duration::from_secs(30), || {
+        ready_condition(&c, &node).filter(|(s, _)| s == "True")
+    })
+    .expect("Ready again once the engine answers");
+}

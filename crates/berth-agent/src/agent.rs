@@ -193,14 +193,36 @@ async fn run_node(
         .map_err(|_| AgentError::BadPodCidr(cidr_text.clone()))?;
     let gateway = Ipv4Addr::from(u32::from(cidr.addr) + 1);
     let network = config.network_name(cluster_uid);
-    rt.ensure_network(&NetworkSpec {
-        name: network.clone(),
-        subnet: cidr,
-        gateway,
-        labels: BTreeMap::new(),
-    })
-    .await?;
-    image::ensure_busybox_image(rt.as_ref(), &config.sandbox_image, &config.busybox_path).await?;
+    // The engine may fail here as anywhere else: report the node NotReady and try again
+    // rather than give up.
+    loop {
+        let ready = async {
+            rt.ensure_network(&NetworkSpec {
+                name: network.clone(),
+                subnet: cidr,
+                gateway,
+                labels: BTreeMap::new(),
+            })
+            .await?;
+            image::ensure_busybox_image(rt.as_ref(), &config.sandbox_image, &config.busybox_path)
+                .await
+        };
+        match ready.await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "setting up the node's network and sandbox image");
+                if let Err(e) = node
+                    .update_status(&RuntimeHealth::Down(e.to_string()))
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot report the node");
+                }
+            }
+        }
+        if wait_or_stop(&mut shutdown, RETRY).await {
+            return Err(AgentError::Stopped);
+        }
+    }
     tracing::info!(node = %config.node_name, pod_cidr = %cidr, network = %network, "node registered");
 
     let allocatable = registered

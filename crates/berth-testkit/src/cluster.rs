@@ -21,6 +21,7 @@ pub struct TestAgent {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestAgent {
@@ -28,6 +29,7 @@ impl TestAgent {
         let child = Command::new(berth_binary())
             .arg("agent")
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("BERTH_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -124,6 +126,10 @@ impl TestCluster {
     }
 
     fn spawn_agent(&mut self) -> usize {
+        self.spawn_agent_with_env(&[])
+    }
+
+    fn spawn_agent_with_env(&mut self, env: &[(&str, &str)]) -> usize {
         let name = unique_node_name();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut args: Vec<String> = vec![
@@ -148,6 +154,10 @@ impl TestCluster {
             dir,
             child: None,
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         agent.spawn();
         self.agents.push(agent);
@@ -156,7 +166,13 @@ impl TestCluster {
 
     /// Joins one more node and waits until it is Ready; returns its index.
     pub fn add_agent(&mut self) -> usize {
-        let i = self.spawn_agent();
+        self.add_agent_with_env(&[])
+    }
+
+    /// [`TestCluster::add_agent`] with extra environment for the agent process (e.g.
+    /// `DOCKER_HOST`).
+    pub fn add_agent_with_env(&mut self, env: &[(&str, &str)]) -> usize {
+        let i = self.spawn_agent_with_env(env);
         let name = self.agents[i].name.clone();
         eventually(Duration::from_secs(90), || {
             self.node_ready(&name).filter(|r| *r).map(|_| ())
