@@ -11,6 +11,7 @@
 //! A controller compares what is with what should be for one key and acts; it never keeps
 //! state that a restart would lose, so a new leader picks up where the old one stopped.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod informer;
 pub mod job;
@@ -76,6 +77,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("job", |c, s| Box::pin(job::run(c, s))),
     ("statefulset", |c, s| Box::pin(statefulset::run(c, s))),
     ("daemonset", |c, s| Box::pin(daemonset::run(c, s))),
+    ("cronjob", |c, s| Box::pin(cronjob::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
