@@ -13,6 +13,7 @@
 
 pub mod cronjob;
 pub mod daemonset;
+pub mod deployment;
 pub mod informer;
 pub mod job;
 pub mod leader;
@@ -74,6 +75,7 @@ pub type Start = fn(Arc<Context>, watch::Receiver<bool>) -> BoxFuture<'static, (
 pub const CONTROLLERS: &[(&str, Start)] = &[
     ("root-ca-configmap", |c, s| Box::pin(root_ca::run(c, s))),
     ("replicaset", |c, s| Box::pin(replicaset::run(c, s))),
+    ("deployment", |c, s| Box::pin(deployment::run(c, s))),
     ("job", |c, s| Box::pin(job::run(c, s))),
     ("statefulset", |c, s| Box::pin(statefulset::run(c, s))),
     ("daemonset", |c, s| Box::pin(daemonset::run(c, s))),

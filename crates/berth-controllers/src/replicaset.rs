@@ -24,7 +24,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::{self, Change, Informer, Watched};
 use crate::pods::{self, Expectations};
 use crate::queue::{self, Key, Next, Queue};
 
@@ -281,8 +281,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let state = Arc::clone(&state);
         let mut shutdown = shutdown.clone();
         async move {
-            replicasets.ready().await;
-            pod_informer.ready().await;
+            wait_ready(&replicasets).await;
+            wait_ready(&pod_informer).await;
             let all = |queue: &Queue<Key>| {
                 for rs in replicasets.list() {
                     queue.add(Key::of(rs.as_ref()));
@@ -314,6 +314,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         })
     };
     tokio::join!(feed, worker);
+}
+
+/// Waits until the informer's first list is in. The cache's readiness wakes only the last of
+/// several concurrent waiters, so the wait is polled again every so often.
+pub(crate) async fn wait_ready<K: Watched>(informer: &Informer<K>) {
+    while tokio::time::timeout(Duration::from_millis(200), informer.ready())
+        .await
+        .is_err()
+    {}
 }
 
 /// The ReplicaSet (by key) that controls `pod`, if it is in the cache.
