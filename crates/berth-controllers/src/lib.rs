@@ -22,6 +22,7 @@ pub mod queue;
 pub mod replicaset;
 pub mod revision;
 pub mod root_ca;
+pub mod scheduler;
 pub mod statefulset;
 pub mod workload;
 
@@ -74,6 +75,7 @@ pub type Start = fn(Arc<Context>, watch::Receiver<bool>) -> BoxFuture<'static, (
 /// Every controller, by name.
 pub const CONTROLLERS: &[(&str, Start)] = &[
     ("root-ca-configmap", |c, s| Box::pin(root_ca::run(c, s))),
+    ("scheduler", |c, s| Box::pin(scheduler::run(c, s))),
     ("replicaset", |c, s| Box::pin(replicaset::run(c, s))),
     ("deployment", |c, s| Box::pin(deployment::run(c, s))),
     ("job", |c, s| Box::pin(job::run(c, s))),
