@@ -13,6 +13,7 @@
 //! - [`managed`]: server-side apply and managed fields.
 //! - [`protobuf`]: Kubernetes protobuf, request bodies decoded and responses encoded.
 //! - [`status`]: errors as Kubernetes `Status` objects.
+//! - [`quota`]: ResourceQuota usage and checks, LimitRange defaults and checks.
 //!
 //! Objects are `serde_json::Value`s throughout: the API server is generic over kinds, and typed
 //! structs are used only where a module needs them internally.
@@ -28,6 +29,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 mod registry;
 pub mod schema;
 pub mod selectors;
