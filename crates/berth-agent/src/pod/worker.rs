@@ -84,6 +84,13 @@ pub struct PodWorker {
     last_pod: Option<Arc<Pod>>,
     /// Whether the current sync changed the pod's containers on the engine.
     mutated: bool,
+    /// Whether that change stopped, started or removed something that existed (not only
+    /// created new containers).
+    destructive: bool,
+    /// What the current sync created.
+    created: Vec<String>,
+    /// The list the last look at the engine used.
+    listed: Vec<runtime::ContainerSummary>,
     /// When the last sync that changed them finished.
     last_mutation: Option<Instant>,
 }
@@ -308,6 +315,9 @@ impl PodWorker {
             probers: HashMap::new(),
             inspected: HashMap::new(),
             mutated: false,
+            destructive: false,
+            created: Vec::new(),
+            listed: Vec::new(),
             last_mutation: None,
             last_status: None,
             token_at: None,
@@ -369,8 +379,13 @@ impl PodWorker {
     /// The manager's last relist stands in for a list when it began after this worker's last
     /// change to the engine.
     async fn observe(&mut self) -> Result<(Observed, Vec<runtime::ContainerStatus>), RuntimeError> {
-        let from_relist = if self.mutated {
+        let from_relist = if self.destructive {
             None
+        } else if self.mutated {
+            // Only new containers since the last look: that list and them.
+            let mut list = self.listed.clone();
+            list.extend(self.created.iter().map(|id| self.created_summary(id)));
+            Some(list)
         } else {
             self.shared
                 .engine
@@ -383,6 +398,7 @@ impl PodWorker {
                 self.shared.runtime.list(&filter).await?
             }
         };
+        self.listed = list.clone();
         let mut obs = Observed::default();
         let mut dead_sandboxes = Vec::new();
         let mut seen = HashSet::new();
@@ -436,6 +452,24 @@ impl PodWorker {
             });
         }
         Ok((obs, dead_sandboxes))
+    }
+
+    /// A list entry for a container this sync created: its state as inspected, if it was.
+    fn created_summary(&self, id: &str) -> runtime::ContainerSummary {
+        let state = match self.inspected.get(id).map(|c| &c.state) {
+            Some(ContainerState::Running { .. }) => runtime::SummaryState::Running,
+            Some(ContainerState::Exited { .. }) => runtime::SummaryState::Exited,
+            _ => runtime::SummaryState::Created,
+        };
+        runtime::ContainerSummary {
+            id: id.to_owned(),
+            name: String::new(),
+            image: String::new(),
+            image_id: String::new(),
+            state,
+            labels: BTreeMap::new(),
+            created_unix: 0,
+        }
     }
 
     async fn fetch_sources(&self, pod: &Pod, ctx: &mut PodContext) -> Vec<Secret> {
@@ -544,6 +578,8 @@ impl PodWorker {
     /// One level-triggered pass; returns when to look again at the latest.
     pub async fn sync(&mut self, pod: &Arc<Pod>) -> Result<Duration, RuntimeError> {
         self.mutated = false;
+        self.destructive = false;
+        self.created.clear();
         let r = self.sync_once(pod).await;
         if self.mutated {
             self.last_mutation = Some(Instant::now());
@@ -598,11 +634,13 @@ impl PodWorker {
                 for list in obs.containers.values() {
                     for c in list {
                         if matches!(c.state, ContainerState::Running { .. }) {
+                            self.destructive = true;
                             self.shared.runtime.stop(&c.id, Duration::ZERO).await?;
                         }
                     }
                 }
                 for s in &dead_sandboxes {
+                    self.destructive = true;
                     self.shared
                         .runtime
                         .remove_sandbox(&SandboxId(s.id.clone()), Duration::ZERO)
@@ -626,6 +664,7 @@ impl PodWorker {
                         return Err(e);
                     }
                 };
+                self.created.push(id.0.clone());
                 let st = self.shared.runtime.inspect(&id.0).await?;
                 self.inspected.insert(st.id.clone(), st.clone());
                 ctx.pod_ip = st.ip.map(IpAddr::V4);
@@ -719,6 +758,7 @@ impl PodWorker {
                                 self.probers.remove(&c.name);
                                 let grace = grace_period(pod);
                                 self.mutated = true;
+                                self.destructive = true;
                                 self.kill_container(pod, Some(c), &cur, grace).await;
                                 next = Duration::ZERO;
                             }
@@ -748,6 +788,7 @@ impl PodWorker {
                             // Created but never started (a start that failed): start it again.
                             let id = current.as_ref().map(|s| s.id.clone()).unwrap_or_default();
                             self.mutated = true;
+                            self.destructive = true;
                             if let Err(e) = self.shared.runtime.start(&id).await {
                                 waiting.insert(
                                     c.name.clone(),
@@ -765,6 +806,7 @@ impl PodWorker {
             // A finished pod keeps its containers (for logs) but not its sandbox running.
             if matches!(sb.state, ContainerState::Running { .. }) {
                 self.mutated = true;
+                self.destructive = true;
                 self.shared.runtime.stop(&sb.id, Duration::ZERO).await?;
             }
         }
@@ -776,6 +818,7 @@ impl PodWorker {
         let (obs, _) = self.observe().await?;
         if self.collect_garbage(pod, &obs).await {
             self.mutated = true;
+            self.destructive = true;
         }
         self.finish(pod, &obs, &waiting, now, next).await
     }
@@ -1081,7 +1124,10 @@ impl PodWorker {
         self.mutated = true;
         let runtime = &self.shared.runtime;
         let id = match runtime.create_container(&spec).await {
-            Ok(id) => id,
+            Ok(id) => {
+                self.created.push(id.clone());
+                id
+            }
             Err(e) => {
                 self.shared.engine.image_gone(&spec.image);
                 self.container_failed(pod, c, "CreateContainerError", &e, waiting);
@@ -1114,6 +1160,7 @@ impl PodWorker {
             self.shared
                 .recorder
                 .record(pod, Some(&c.name), WARNING, "FailedPostStartHook", &msg);
+            self.destructive = true;
             self.kill_container(pod, Some(c), &id, Duration::ZERO).await;
         }
     }
@@ -1267,6 +1314,7 @@ impl PodWorker {
         self.probers.clear();
         // Whatever the relist saw, this acts on a fresh list and changes everything.
         self.mutated = true;
+        self.destructive = true;
         let grace = grace
             .or_else(|| pod.map(grace_period))
             .unwrap_or(Duration::from_secs(30));

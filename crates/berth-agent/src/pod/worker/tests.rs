@@ -345,6 +345,10 @@ async fn a_fresh_relist_and_a_known_image_spare_engine_calls() {
         "the relist stands in for the first list: {calls:?}"
     );
     assert_eq!(last_status(&s)["phase"], "Running");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("list")),
+        "after only creating, the worker inspects what it made instead of listing: {calls:?}"
+    );
 
     // The worker changed the engine after that relist: its next look lists for itself.
     s.rt.clear_calls();
