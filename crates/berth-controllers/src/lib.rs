@@ -17,6 +17,7 @@ pub mod deployment;
 pub mod informer;
 pub mod job;
 pub mod leader;
+pub mod node_lifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
@@ -27,6 +28,7 @@ pub mod statefulset;
 pub mod workload;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_api::clock::Clock;
 use futures::future::BoxFuture;
@@ -45,6 +47,11 @@ pub struct Config {
     pub leader: LeaderConfig,
     /// The cluster CA in PEM, published in each namespace as the `kube-root-ca.crt` ConfigMap.
     pub root_ca_pem: Option<String>,
+    /// How long a node may go without renewing its Lease or posting status before it is
+    /// declared NotReady (Kubernetes' `--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
+    /// How often the health of every node is checked (`--node-monitor-period`).
+    pub node_monitor_period: Duration,
 }
 
 impl Config {
@@ -53,6 +60,8 @@ impl Config {
         Self {
             leader: LeaderConfig::new("kube-system", LEASE_NAME, identity),
             root_ca_pem: None,
+            node_monitor_grace_period: node_lifecycle::DEFAULT_GRACE_PERIOD,
+            node_monitor_period: node_lifecycle::DEFAULT_MONITOR_PERIOD,
         }
     }
 }
@@ -82,6 +91,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("statefulset", |c, s| Box::pin(statefulset::run(c, s))),
     ("daemonset", |c, s| Box::pin(daemonset::run(c, s))),
     ("cronjob", |c, s| Box::pin(cronjob::run(c, s))),
+    ("node-lifecycle", |c, s| Box::pin(node_lifecycle::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
