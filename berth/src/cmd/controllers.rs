@@ -19,6 +19,29 @@ pub struct ControllersArgs {
     /// This candidate's identity in the leader election [default: host name, process id].
     #[arg(long)]
     pub identity: Option<String>,
+    /// Timings of the node lifecycle controller.
+    #[command(flatten)]
+    pub node_lifecycle: NodeLifecycleArgs,
+}
+
+/// Timings of the node lifecycle controller (flags of `berth controllers` and `berth server`).
+#[derive(Debug, Clone, Args)]
+pub struct NodeLifecycleArgs {
+    /// How long a node may go without renewing its Lease before it is NotReady, tainted
+    /// unreachable and its pods evicted after their tolerations, e.g. 5s, 40s.
+    #[arg(long, default_value = "5s", value_parser = crate::cmd::server::parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// How often the health of every node is checked.
+    #[arg(long, default_value = "1s", value_parser = crate::cmd::server::parse_duration)]
+    pub node_monitor_period: std::time::Duration,
+}
+
+impl NodeLifecycleArgs {
+    /// Puts the timings into the controllers' settings.
+    pub fn apply(&self, config: &mut berth_controllers::Config) {
+        config.node_monitor_grace_period = self.node_monitor_grace_period;
+        config.node_monitor_period = self.node_monitor_period;
+    }
 }
 
 /// A kube client from a kubeconfig file.
@@ -60,11 +83,13 @@ pub fn default_identity() -> String {
 pub async fn start(
     kubeconfig: &Path,
     identity: String,
+    node_lifecycle: &NodeLifecycleArgs,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let client = client_from_kubeconfig(kubeconfig).await?;
     let mut config = berth_controllers::Config::new(identity);
     config.root_ca_pem = kubeconfig_ca_pem(kubeconfig);
+    node_lifecycle.apply(&mut config);
     let clock: Arc<dyn berth_api::clock::Clock> = Arc::new(berth_api::clock::SystemClock);
     Ok(tokio::spawn(berth_controllers::run(
         client, clock, config, shutdown,
@@ -75,7 +100,13 @@ pub async fn start(
 pub async fn run(args: ControllersArgs) -> anyhow::Result<()> {
     let identity = args.identity.unwrap_or_else(default_identity);
     let (stop, stopped) = watch::channel(false);
-    let task = start(&args.kubeconfig, identity.clone(), stopped).await?;
+    let task = start(
+        &args.kubeconfig,
+        identity.clone(),
+        &args.node_lifecycle,
+        stopped,
+    )
+    .await?;
     tracing::info!(%identity, "controllers campaigning for the lease");
     crate::cmd::server::shutdown_signal().await;
     let _ = stop.send(true);

@@ -40,6 +40,17 @@ pub struct ServerArgs {
     /// How often the store's history is compacted, e.g. 5m, 30s.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub compaction_interval: Duration,
+    /// The `tolerationSeconds` of the `node.kubernetes.io/not-ready:NoExecute` toleration
+    /// added to every pod that has none (Kubernetes' default is 300).
+    #[arg(long, default_value_t = berth_apiserver::objects::DEFAULT_TOLERATION_SECONDS)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// The `tolerationSeconds` of the `node.kubernetes.io/unreachable:NoExecute` toleration
+    /// added to every pod that has none (Kubernetes' default is 300).
+    #[arg(long, default_value_t = berth_apiserver::objects::DEFAULT_TOLERATION_SECONDS)]
+    pub default_unreachable_toleration_seconds: i64,
+    /// Timings of the node lifecycle controller (unless --disable-controllers).
+    #[command(flatten)]
+    pub node_lifecycle: crate::cmd::controllers::NodeLifecycleArgs,
     /// Settings of the node agent the server runs (unless --disable-agent).
     #[command(flatten)]
     pub node: crate::cmd::agent::NodeArgs,
@@ -113,6 +124,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cluster_cidr: args.cluster_cidr.clone(),
         compaction_interval: args.compaction_interval,
         watch_history: berth_apiserver::cache::DEFAULT_HISTORY,
+        default_tolerations: berth_apiserver::objects::DefaultTolerations {
+            not_ready_seconds: args.default_not_ready_toleration_seconds.max(0),
+            unreachable_seconds: args.default_unreachable_toleration_seconds.max(0),
+        },
     };
     let mut server = berth_apiserver::start(config, store)
         .await
@@ -125,6 +140,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             crate::cmd::controllers::start(
                 &server.kubeconfig,
                 crate::cmd::controllers::default_identity(),
+                &args.node_lifecycle,
                 agent_rx.clone(),
             )
             .await

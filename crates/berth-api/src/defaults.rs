@@ -249,7 +249,7 @@ fn pod(obj: &mut Value) {
         }
         default(m, "priority", json!(0));
         default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
-        default_tolerations(m);
+        default_tolerations(m, DEFAULT_TOLERATION_SECONDS, DEFAULT_TOLERATION_SECONDS);
         // Requests default to limits, per resource, for pods (not templates).
         for list in ["containers", "initContainers"] {
             if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
@@ -268,14 +268,29 @@ fn pod(obj: &mut Value) {
     }
 }
 
-fn default_tolerations(spec: &mut Map<String, Value>) {
+/// Kubernetes' default `tolerationSeconds` of the not-ready and unreachable tolerations that
+/// the DefaultTolerationSeconds admission plugin adds to every pod.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The DefaultTolerationSeconds admission plugin: gives a pod `node.kubernetes.io/not-ready`
+/// and `node.kubernetes.io/unreachable` NoExecute tolerations for `not_ready` and
+/// `unreachable` seconds unless it tolerates those taints already. The API server runs it on
+/// every new pod with its configured times, before [`apply`] (which adds Kubernetes' 300 s to
+/// a pod that still lacks them).
+pub fn default_toleration_seconds(pod: &mut Value, not_ready: i64, unreachable: i64) {
+    if let Some(spec) = existing(pod, &["spec"]) {
+        default_tolerations(spec, not_ready, unreachable);
+    }
+}
+
+fn default_tolerations(spec: &mut Map<String, Value>, not_ready: i64, unreachable: i64) {
     default(spec, "tolerations", json!([]));
     let Some(tols) = spec.get_mut("tolerations").and_then(Value::as_array_mut) else {
         return;
     };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        ("node.kubernetes.io/not-ready", not_ready),
+        ("node.kubernetes.io/unreachable", unreachable),
     ] {
         let present = tols.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str);
@@ -289,7 +304,7 @@ fn default_tolerations(spec: &mut Map<String, Value>) {
                 "key": key,
                 "operator": "Exists",
                 "effect": "NoExecute",
-                "tolerationSeconds": 300
+                "tolerationSeconds": seconds
             }));
         }
     }

@@ -89,7 +89,32 @@ pub struct Objects {
     pub alloc: Allocators,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The `tolerationSeconds` given to new pods' not-ready and unreachable tolerations.
+    pub default_tolerations: DefaultTolerations,
 }
+
+/// The DefaultTolerationSeconds admission settings: how long a new pod stays on a node that
+/// turned not-ready or unreachable, unless the pod says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultTolerations {
+    /// Seconds for `node.kubernetes.io/not-ready:NoExecute`.
+    pub not_ready_seconds: i64,
+    /// Seconds for `node.kubernetes.io/unreachable:NoExecute`.
+    pub unreachable_seconds: i64,
+}
+
+impl Default for DefaultTolerations {
+    /// Berth's defaults, short for fast failover (Kubernetes' are 300 s).
+    fn default() -> Self {
+        Self {
+            not_ready_seconds: DEFAULT_TOLERATION_SECONDS,
+            unreachable_seconds: DEFAULT_TOLERATION_SECONDS,
+        }
+    }
+}
+
+/// Berth's default `tolerationSeconds` for the not-ready and unreachable taints.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 2;
 
 /// How often a read-modify-write is retried on a revision conflict.
 const CONFLICT_RETRIES: usize = 8;
@@ -440,6 +465,14 @@ impl Objects {
             None
         };
         self.prepare_new(kind, &mut obj, now);
+        if kind.group.is_empty() && kind.kind == "Pod" {
+            let t = self.default_tolerations;
+            berth_api::defaults::default_toleration_seconds(
+                &mut obj,
+                t.not_ready_seconds,
+                t.unreachable_seconds,
+            );
+        }
         berth_api::defaults::apply(kind, &mut obj);
         let mut causes = berth_api::validation::validate(kind, &obj, None);
         causes.extend(validate_owner_references(&obj));

@@ -55,6 +55,8 @@ pub struct Config {
     pub compaction_interval: Duration,
     /// How many changes the watch cache keeps for resuming watches.
     pub watch_history: usize,
+    /// The `tolerationSeconds` new pods get for the not-ready and unreachable taints.
+    pub default_tolerations: crate::objects::DefaultTolerations,
 }
 
 /// Errors starting the server.
@@ -156,6 +158,7 @@ pub async fn start(
             store: Arc::clone(&store),
             alloc,
             clock,
+            default_tolerations: config.default_tolerations,
         },
         authn,
         authz,

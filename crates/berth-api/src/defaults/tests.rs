@@ -520,3 +520,27 @@ fn secret_string_data_is_merged() {
     assert!(s.get("stringData").is_none());
     assert_eq!(s["type"], "Opaque");
 }
+
+#[test]
+fn default_toleration_seconds_are_configurable_and_respect_the_pods_own() {
+    let mut p = json!({"spec": {"containers": [{"name": "c", "image": "x"}],
+        "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 60}]}});
+    super::default_toleration_seconds(&mut p, 2, 3);
+    assert_eq!(
+        p["spec"]["tolerations"],
+        json!([
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+             "effect": "NoExecute", "tolerationSeconds": 60},
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+             "effect": "NoExecute", "tolerationSeconds": 2},
+        ])
+    );
+    // Defaulting afterwards adds nothing more.
+    let d = defaulted("", "v1", "Pod", p.clone());
+    assert_eq!(d["spec"]["tolerations"], p["spec"]["tolerations"]);
+    // A pod tolerating every taint gets none.
+    let mut all = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+    super::default_toleration_seconds(&mut all, 2, 2);
+    assert_eq!(all["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+}

@@ -35,6 +35,7 @@ pub async fn start(compaction: Duration) -> Harness {
         cluster_cidr: "10.42.0.0/16".into(),
         compaction_interval: compaction,
         watch_history: berth_apiserver::cache::DEFAULT_HISTORY,
+        default_tolerations: Default::default(),
     };
     let server = berth_apiserver::start(config, Arc::new(store))
         .await
