@@ -14,6 +14,8 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod informer;
 pub mod job;
 pub mod leader;
@@ -92,6 +94,8 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("daemonset", |c, s| Box::pin(daemonset::run(c, s))),
     ("cronjob", |c, s| Box::pin(cronjob::run(c, s))),
     ("node-lifecycle", |c, s| Box::pin(node_lifecycle::run(c, s))),
+    ("endpoints", |c, s| Box::pin(endpoints::run(c, s))),
+    ("endpointslice", |c, s| Box::pin(endpointslice::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
