@@ -218,44 +218,238 @@ fn set_condition(obj: &mut Value, condition: Value) {
     list.push(condition);
 }
 
-/// POST `pods/{name}/eviction`: deletes the pod unless a PodDisruptionBudget forbids it.
-pub async fn eviction(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiError> {
-    let ns = req.info.namespace.as_deref().unwrap_or("");
-    let name = req.info.name.as_deref().unwrap_or("");
-    let ev = body::decode_object(req.content_type, &req.body)?;
-    let (pod, _) = api.objects.get(req.kind, Some(ns), name).await?;
-    let mut options = DeleteOptions::default();
-    if let Some(o) = ev.get("deleteOptions").filter(|o| o.is_object()) {
-        options = DeleteOptions::parse(o.to_string().as_bytes(), &crate::query::Query::default())?;
-    }
-    options.dry_run |= req.query.dry_run()?;
+/// The message of every eviction a budget refuses.
+const REFUSED: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
+/// Evictions recorded in a budget's `disruptedPods` beyond which the API refuses more, until
+/// the disruption controller confirms them.
+const MAX_DISRUPTED_PODS: usize = 2000;
+
+/// True for a pod whose eviction needs no budget: finished, not started (Pending) or already
+/// being deleted (Kubernetes' `canIgnorePDB`).
+fn can_ignore_budget(pod: &Value) -> bool {
     let phase = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let terminal = phase == "Succeeded" || phase == "Failed" || meta::is_deleting(&pod);
-    if !terminal {
-        admit_eviction(api, ns, &pod, options.dry_run).await?;
+    matches!(phase, "Succeeded" | "Failed" | "Pending") || meta::is_deleting(pod)
+}
+
+/// True if the pod's Ready condition is True.
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True")))
+}
+
+/// POST `pods/{name}/eviction`: deletes the pod unless a PodDisruptionBudget forbids it, as
+/// Kubernetes' eviction REST does: finished, pending and terminating pods go without a budget
+/// check; a pod that is not Ready goes without taking a disruption when the budget allows it
+/// (`unhealthyPodEvictionPolicy`); otherwise its budget must allow one disruption, which the
+/// eviction takes (recording the pod in `disruptedPods`). The pod gets the `DisruptionTarget`
+/// condition before it is deleted.
+pub async fn eviction(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiError> {
+    let ns = req.info.namespace.as_deref().unwrap_or("");
+    let name = req.info.name.as_deref().unwrap_or("");
+    let ev = body::decode_object(req.content_type, &req.body)?;
+    let ev_name = meta::name(&ev);
+    if !ev_name.is_empty() && ev_name != name {
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
     }
-    api.objects
-        .delete(req.kind, Some(ns), name, &options)
-        .await?;
+    let mut asked = DeleteOptions::default();
+    if let Some(o) = ev.get("deleteOptions").filter(|o| o.is_object()) {
+        asked = DeleteOptions::parse(o.to_string().as_bytes(), &crate::query::Query::default())?;
+    }
+    asked.dry_run |= req.query.dry_run()?;
+    let caller_rv = asked.precondition_resource_version.is_some();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (pod, rev) = api.objects.get(req.kind, Some(ns), name).await?;
+        let mut options = asked.clone();
+        let mut pdb_name = None;
+        if can_ignore_budget(&pod) {
+            // A pending pod must not turn Ready meanwhile (a budget would count it then).
+            let pending = pod.pointer("/status/phase").is_some_and(|p| p == "Pending");
+            if pending && !meta::is_deleting(&pod) && !caller_rv {
+                options.precondition_resource_version = Some(rev.to_string());
+            }
+        } else if let Admitted::Unhealthy(budget) =
+            admit_eviction(api, ns, &pod, options.dry_run).await?
+        {
+            // The pod must still be unready when it is deleted.
+            if !caller_rv {
+                options.precondition_resource_version = Some(rev.to_string());
+            }
+            pdb_name = Some(budget);
+        }
+        match add_condition_and_delete(api, req.kind, ns, name, options).await {
+            Ok(()) => break,
+            Err(e) if e.code == 409 && !caller_rv => match pdb_name {
+                Some(budget) => return Err(still_processing(&budget)),
+                // The pod changed under a budget-free eviction: look again.
+                None if attempts < 5 => continue,
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
     Ok(Reply::json_value(
         StatusCode::CREATED,
         &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
     ))
 }
 
-/// Checks the PodDisruptionBudgets that select `pod` and takes one disruption from each.
+/// Marks the pod as a disruption target (unless a dry run) and deletes it with `options`.
+async fn add_condition_and_delete(
+    api: &Arc<Api>,
+    kind: &'static berth_api::ResourceKind,
+    ns: &str,
+    name: &str,
+    mut options: DeleteOptions,
+) -> Result<(), ApiError> {
+    if !options.dry_run {
+        let opts = WriteOptions {
+            field_manager: "berth-apiserver".into(),
+            field_validation: Default::default(),
+            dry_run: false,
+        };
+        let now = meta::format_time(api.objects.clock.now());
+        let rv = options.precondition_resource_version.clone();
+        let uid = options.precondition_uid.clone();
+        let written = api
+            .objects
+            .update(kind, Some(ns), name, Part::Status, &opts, |current| {
+                if let Some(uid) = &uid
+                    && uid != meta::uid(current)
+                {
+                    return Err(ApiError::conflict(
+                        "",
+                        "pods",
+                        name,
+                        &format!(
+                            "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
+                            meta::uid(current)
+                        ),
+                    ));
+                }
+                let mut p = current.clone();
+                let already = p
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.get("type") == Some(&json!("DisruptionTarget")))
+                    .filter(|c| c.get("status") == Some(&json!("True")))
+                    .and_then(|c| c.get("lastTransitionTime").cloned());
+                set_condition(
+                    &mut p,
+                    json!({
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": "EvictionByEvictionAPI",
+                        "message": "Eviction API: evicting",
+                        "lastProbeTime": null,
+                        "lastTransitionTime": already.unwrap_or(json!(now)),
+                    }),
+                );
+                meta::set(&mut p, "resourceVersion", rv.clone().map(Value::String));
+                Ok(Produced::Object(p))
+            })
+            .await?;
+        if options.precondition_resource_version.is_some() {
+            // This write moved the pod on: the precondition follows it.
+            options.precondition_resource_version =
+                Some(meta::resource_version(&written.object).to_string());
+        }
+    }
+    api.objects.delete(kind, Some(ns), name, &options).await?;
+    Ok(())
+}
+
+/// How a budget admitted an eviction.
+enum Admitted {
+    /// No budget selects the pod.
+    NoBudget,
+    /// The budget allowed a disruption and this eviction took it.
+    Decremented,
+    /// The pod is not Ready and the budget's policy lets it go without taking a disruption;
+    /// the budget's name.
+    Unhealthy(String),
+}
+
+/// The refusal while the disruption controller has not caught up with a budget.
+fn still_processing(pdb_name: &str) -> ApiError {
+    let mut e = ApiError::too_many_requests(REFUSED, 10);
+    e.causes.push(berth_api::StatusCause::new(
+        "DisruptionBudget",
+        "",
+        format!("The disruption budget {pdb_name} is still being processed by the server."),
+    ));
+    e
+}
+
+/// Checks that the budget `pdb` allows one more disruption now (Kubernetes'
+/// `checkAndDecrement` without the decrement).
+fn check_budget(pdb: &Value) -> Result<(), ApiError> {
+    let name = meta::name(pdb);
+    let observed = pdb
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if observed < meta::generation(pdb) {
+        return Err(still_processing(name));
+    }
+    let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let allowed = int("/status/disruptionsAllowed");
+    let forbidden = |why: &str| {
+        ApiError::forbidden(format!(
+            "poddisruptionbudget.policy \"{name}\" is forbidden: {why}"
+        ))
+    };
+    if allowed < 0 {
+        return Err(forbidden("pdb disruptions allowed is negative"));
+    }
+    let disrupted = pdb
+        .pointer("/status/disruptedPods")
+        .and_then(Value::as_object)
+        .map_or(0, serde_json::Map::len);
+    if disrupted > MAX_DISRUPTED_PODS {
+        return Err(forbidden(
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+        ));
+    }
+    if allowed == 0 {
+        let mut e = ApiError::too_many_requests(REFUSED, 0);
+        e.causes.push(berth_api::StatusCause::new(
+            "DisruptionBudget",
+            "",
+            format!(
+                "The disruption budget {name} needs {} healthy pods and has {} currently",
+                int("/status/desiredHealthy"),
+                int("/status/currentHealthy")
+            ),
+        ));
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Finds the PodDisruptionBudget that selects `pod` (a missing selector selects nothing, an
+/// empty one every pod, as in `policy/v1`) and admits the eviction against it, taking one
+/// disruption unless the pod is unhealthy and the budget's policy lets it go.
 async fn admit_eviction(
     api: &Arc<Api>,
     ns: &str,
     pod: &Value,
     dry_run: bool,
-) -> Result<(), ApiError> {
+) -> Result<Admitted, ApiError> {
     let Some(pdb_kind) = berth_api::kinds::by_resource("policy", "v1", "poddisruptionbudgets")
     else {
-        return Ok(());
+        return Ok(Admitted::NoBudget);
     };
     let labels = meta::labels(pod);
     // The budgets as of now: a status the disruption controller just wrote must count.
@@ -270,7 +464,7 @@ async fn admit_eviction(
         let Ok(sel) = berth_api::selectors::from_json(sel) else {
             continue;
         };
-        if sel.is_empty() || !sel.matches(&labels) {
+        if !sel.matches(&labels) {
             continue;
         }
         matching.push(v);
@@ -281,47 +475,24 @@ async fn admit_eviction(
         ));
     }
     let Some(pdb) = matching.pop() else {
-        return Ok(());
+        return Ok(Admitted::NoBudget);
     };
     let pdb_name = meta::name(&pdb).to_string();
-    let refuse = |why: &str| {
-        let mut e = ApiError::too_many_requests(
-            format!("Cannot evict pod as it would violate the pod's disruption budget. {why}"),
-            10,
-        );
-        e.causes.push(berth_api::StatusCause::new(
-            "DisruptionBudget",
-            "",
-            format!("The disruption budget {pdb_name} {why}"),
-        ));
-        e
-    };
-    let observed = pdb
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if observed < meta::generation(&pdb) {
-        return Err(refuse("is still being processed by the server."));
+    if !pod_ready(pod) {
+        let policy = pdb
+            .pointer("/spec/unhealthyPodEvictionPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("IfHealthyBudget");
+        let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+        let current = int("/status/currentHealthy");
+        let desired = int("/status/desiredHealthy");
+        if policy == "AlwaysAllow" || (current >= desired && desired > 0) {
+            return Ok(Admitted::Unhealthy(pdb_name));
+        }
     }
-    let allowed = pdb
-        .pointer("/status/disruptionsAllowed")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if allowed < 1 {
-        let current = pdb
-            .pointer("/status/currentHealthy")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let desired = pdb
-            .pointer("/status/desiredHealthy")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        return Err(refuse(&format!(
-            "needs {desired} healthy pods and has {current} currently"
-        )));
-    }
+    check_budget(&pdb)?;
     if dry_run {
-        return Ok(());
+        return Ok(Admitted::Decremented);
     }
     let opts = WriteOptions {
         field_manager: "berth-apiserver".into(),
@@ -338,15 +509,17 @@ async fn admit_eviction(
             Part::Status,
             &opts,
             |current| {
+                check_budget(current)?;
                 let mut p = current.clone();
                 let allowed = p
                     .pointer("/status/disruptionsAllowed")
                     .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                if allowed < 1 {
-                    return Err(refuse("does not allow more disruptions now."));
+                    .unwrap_or(0)
+                    - 1;
+                p["status"]["disruptionsAllowed"] = json!(allowed);
+                if allowed == 0 {
+                    disallow(&mut p, &now);
                 }
-                p["status"]["disruptionsAllowed"] = json!(allowed - 1);
                 if !p["status"]
                     .get("disruptedPods")
                     .is_some_and(Value::is_object)
@@ -360,7 +533,36 @@ async fn admit_eviction(
             },
         )
         .await?;
-    Ok(())
+    Ok(Admitted::Decremented)
+}
+
+/// Sets the budget's `DisruptionAllowed` condition to False (`InsufficientPods`), as the last
+/// allowed disruption is taken.
+fn disallow(pdb: &mut Value, now: &str) {
+    let generation = pdb
+        .pointer("/status/observedGeneration")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let since = pdb
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("type") == Some(&json!("DisruptionAllowed")))
+        .filter(|c| c.get("status") == Some(&json!("False")))
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .unwrap_or(json!(now));
+    set_condition(
+        pdb,
+        json!({
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "InsufficientPods",
+            "message": "",
+            "observedGeneration": generation,
+            "lastTransitionTime": since,
+        }),
+    );
 }
 
 #[cfg(test)]
@@ -371,6 +573,51 @@ mod tests {
     fn selector_strings() {
         let s = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]});
         assert_eq!(selector_string(&s), "app=web,tier in (a,b)");
+    }
+
+    #[test]
+    fn budgets_refuse_with_kubernetes_messages() {
+        let pdb = |allowed: i64, generation: i64, observed: i64| {
+            json!({"metadata": {"name": "web", "generation": generation},
+                   "status": {"disruptionsAllowed": allowed, "observedGeneration": observed,
+                              "desiredHealthy": 2, "currentHealthy": 2}})
+        };
+        assert!(check_budget(&pdb(1, 1, 1)).is_ok());
+        let e = check_budget(&pdb(0, 1, 1)).unwrap_err();
+        assert_eq!(e.code, 429);
+        assert_eq!(e.message, REFUSED);
+        assert_eq!(
+            e.causes[0].message,
+            "The disruption budget web needs 2 healthy pods and has 2 currently"
+        );
+        let e = check_budget(&pdb(1, 2, 1)).unwrap_err();
+        assert_eq!(e.code, 429);
+        assert!(e.causes[0].message.contains("still being processed"));
+        assert_eq!(check_budget(&pdb(-1, 1, 1)).unwrap_err().code, 403);
+    }
+
+    #[test]
+    fn pending_finished_and_terminating_pods_need_no_budget() {
+        for phase in ["Pending", "Succeeded", "Failed"] {
+            assert!(can_ignore_budget(&json!({"status": {"phase": phase}})));
+        }
+        assert!(!can_ignore_budget(&json!({"status": {"phase": "Running"}})));
+        assert!(can_ignore_budget(
+            &json!({"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"}, "status": {"phase": "Running"}})
+        ));
+    }
+
+    #[test]
+    fn the_last_disruption_turns_the_condition_false() {
+        let mut p = json!({"status": {"observedGeneration": 4, "conditions": [
+            {"type": "DisruptionAllowed", "status": "True", "reason": "SufficientPods",
+             "lastTransitionTime": "2024-01-01T00:00:00Z"}]}});
+        disallow(&mut p, "2024-01-02T00:00:00Z");
+        let c = &p["status"]["conditions"][0];
+        assert_eq!(c["status"], "False");
+        assert_eq!(c["reason"], "InsufficientPods");
+        assert_eq!(c["observedGeneration"], 4);
+        assert_eq!(c["lastTransitionTime"], "2024-01-02T00:00:00Z");
     }
 
     #[test]

@@ -194,8 +194,15 @@ async fn binding_and_eviction() {
     let (_, list) = send(c.get(format!("{pods}?fieldSelector=spec.nodeName%3Dn1"))).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
-    // A budget with no disruptions allowed refuses the eviction with 429; one that allows it
-    // lets it through and is charged.
+    // A budget guards running pods (pending ones are evicted without it): one with no
+    // disruptions allowed refuses the eviction with 429; one that allows it lets it through
+    // and is charged.
+    for name in ["a", "b"] {
+        let status =
+            json!({"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}});
+        let (code, v) = send(merge(c, &format!("{pods}/{name}/status"), status)).await;
+        assert_eq!(code, 200, "{v}");
+    }
     let pdbs = h.url("/apis/policy/v1/namespaces/default/poddisruptionbudgets");
     let (code, v) = send(c.post(&pdbs).json(&json!({"metadata":{"name":"db"},"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"db"}}}}))).await;
     assert_eq!(code, 201, "{v}");

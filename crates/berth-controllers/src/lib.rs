@@ -14,6 +14,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod informer;
@@ -96,6 +97,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("node-lifecycle", |c, s| Box::pin(node_lifecycle::run(c, s))),
     ("endpoints", |c, s| Box::pin(endpoints::run(c, s))),
     ("endpointslice", |c, s| Box::pin(endpointslice::run(c, s))),
+    ("disruption", |c, s| Box::pin(disruption::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
