@@ -7,7 +7,7 @@
 //! - [`rest`]: the resource endpoints; [`subresources`]: scale, binding, eviction; [`proxy`]:
 //!   `pods/log`, `pods/exec` and `pods/portforward`, proxied to the node agents.
 //! - [`objects`]: the object write pipeline (metadata, defaulting, validation, admission,
-//!   managed fields, compare-and-swap).
+//!   managed fields, compare-and-swap); [`admission`]: LimitRange and ResourceQuota admission.
 //! - [`cache`]: the watch cache that serves lists and watches.
 //! - [`alloc`]: ClusterIP and NodePort allocation.
 //! - [`bootstrap`]: objects every cluster has (namespaces, the `kubernetes` Service) and the
@@ -17,6 +17,7 @@
 //! - [`body`], [`query`], [`convert`], [`clock`]: content types, query parameters, version
 //!   conversion, time.
 
+pub mod admission;
 pub mod alloc;
 pub mod authn;
 pub mod authz;

@@ -474,12 +474,15 @@ impl Objects {
             );
         }
         berth_api::defaults::apply(kind, &mut obj);
+        let limit_ranges = crate::admission::mutate(self, kind, namespace, &mut obj).await?;
         let mut causes = berth_api::validation::validate(kind, &obj, None);
         causes.extend(validate_owner_references(&obj));
         if !causes.is_empty() {
             return Err(validation_error(kind, &obj, causes));
         }
         self.admit_namespace(kind, namespace, meta::name(&obj))
+            .await?;
+        crate::admission::validate(self, kind, namespace, &obj, &limit_ranges, opts.dry_run)
             .await?;
         match applied_managed_fields {
             Some(mf) => meta::set(&mut obj, "managedFields", Some(mf)),
