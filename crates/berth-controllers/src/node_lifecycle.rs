@@ -654,7 +654,19 @@ async fn evict(ctx: &Context, pod: &Pod, node: &str) -> Result<(), NodeLifecycle
         ..DeleteParams::default()
     };
     match api.delete(&name, &dp).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // The next pass must not delete it again from a cache that has not seen this.
+            let pods = ctx.informers.get::<Pod>();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while tokio::time::Instant::now() < deadline
+                && pods
+                    .get(&ns, &name)
+                    .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        }
         Err(e) if raced(&e) || gone(&e) => Ok(()),
         Err(source) => Err(NodeLifecycleError::Pod {
             action: "deleting",
