@@ -24,6 +24,7 @@ pub mod node_lifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod revision;
 pub mod root_ca;
 pub mod scheduler;
@@ -98,6 +99,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("endpoints", |c, s| Box::pin(endpoints::run(c, s))),
     ("endpointslice", |c, s| Box::pin(endpointslice::run(c, s))),
     ("disruption", |c, s| Box::pin(disruption::run(c, s))),
+    ("resourcequota", |c, s| Box::pin(resourcequota::run(c, s))),
 ];
 
 /// Runs every controller until `shutdown` (no leader election: the caller holds the Lease).
