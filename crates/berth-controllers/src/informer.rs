@@ -55,6 +55,8 @@ impl<K> Watched for K where
 pub struct Informer<K: Watched> {
     store: Store<K>,
     changes: broadcast::Sender<Change<K>>,
+    /// True once the first list is in the cache.
+    synced: watch::Receiver<bool>,
 }
 
 impl<K: Watched> Informer<K> {
@@ -64,10 +66,11 @@ impl<K: Watched> Informer<K> {
         self.changes.subscribe()
     }
 
-    /// Waits until the first list has filled the cache.
+    /// Waits until the first list has filled the cache. Any number of tasks may wait at once.
     pub async fn ready(&self) {
-        // The writer lives as long as the watch task; if that ended, the cache stays as is.
-        let _ = self.store.wait_until_ready().await;
+        let mut synced = self.synced.clone();
+        // An error means the watch task ended (shutdown): the cache stays as it is.
+        let _ = synced.wait_for(|s| *s).await;
     }
 
     /// Every cached object.
@@ -117,13 +120,21 @@ impl Informers {
         }
         let writer = Writer::<K>::default();
         let (changes, _) = broadcast::channel(BUFFER);
+        let (synced_tx, synced) = watch::channel(false);
         let informer = Arc::new(Informer {
             store: writer.as_reader(),
             changes: changes.clone(),
+            synced,
         });
         by_kind.insert(TypeId::of::<K>(), informer.clone());
         let api = kube::Api::<K>::all(self.client.clone());
-        tokio::spawn(watch_loop(api, writer, changes, self.shutdown.clone()));
+        tokio::spawn(watch_loop(
+            api,
+            writer,
+            changes,
+            synced_tx,
+            self.shutdown.clone(),
+        ));
         informer
     }
 }
@@ -132,6 +143,7 @@ async fn watch_loop<K: Watched>(
     api: kube::Api<K>,
     mut writer: Writer<K>,
     changes: broadcast::Sender<Change<K>>,
+    synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let kind = K::kind(&());
@@ -169,6 +181,7 @@ async fn watch_loop<K: Watched>(
             }
             watcher::Event::InitDone => {
                 writer.apply_watcher_event(&event);
+                synced.send_replace(true);
                 let _ = changes.send(Change::Resynced);
             }
             watcher::Event::Init | watcher::Event::InitApply(_) => {
