@@ -250,3 +250,41 @@ fn a_replica_set_beyond_its_quota_reports_the_failure() {
     let pods = json_of(&s, &["get", "pods", "-n", ns, "-l", "app=web"]).expect("pods");
     assert_eq!(pods["items"].as_array().map(Vec::len), Some(2));
 }
+
+#[test]
+fn a_secret_count_is_released_as_soon_as_a_secret_is_deleted() {
+    if !kubectl_ready() {
+        return;
+    }
+    let s = TestServer::start();
+    let ns = "quota-secrets";
+    namespace(&s, ns);
+    s.kubectl_ok(&["create", "quota", "q", "-n", ns, "--hard=secrets=1"]);
+    let secret = |name: &str| {
+        s.kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            ns,
+            "--from-literal=k=v",
+        ])
+    };
+    assert!(secret("a").status.success());
+    let out = secret("b");
+    assert!(
+        stderr(&out).contains(
+            "secrets \"b\" is forbidden: exceeded quota: q, requested: secrets=1, used: secrets=1, limited: secrets=1"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    s.kubectl_ok(&["delete", "secret", "a", "-n", ns]);
+    // Well before the periodic resync: the controller watches secrets for this quota.
+    eventually(Duration::from_secs(10), || {
+        secret("b").status.success().then_some(())
+    })
+    .expect("the deleted secret's count was released");
+    assert_eq!(used(&s, ns, "q", "secrets").as_deref(), Some("1"));
+}

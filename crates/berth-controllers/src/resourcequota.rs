@@ -6,20 +6,24 @@
 //! As Kubernetes' controller, it reconciles a quota when it is new, when its spec changed or its
 //! status lacks something (not when admission charged it), when a charged object in its
 //! namespace is deleted or stops being charged (a pod that finished, a Service that changed
-//! type, a claim that was resized), and every [`RESYNC`]. Usage is counted from a consistent
+//! type, a claim that was resized), and every [`RESYNC`]. Deletions of the other kinds a quota
+//! counts (ConfigMaps, Secrets, `count/deployments.apps`, ...) are watched from the first quota
+//! that counts them on. Usage is counted from a consistent
 //! list of each kind the quota constrains, taken after the quota was read, with the pure rules
 //! of `berth_api::quota`; the status is written only when it differs, by compare-and-swap on
 //! the quota's resourceVersion, so that a charge admitted meanwhile is never overwritten.
 //!
 //! Owns ResourceQuota status only. Must not create, change or delete anything else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::quota::{self, Evaluator};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota, Service};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -176,6 +180,39 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         async move {
             quotas.ready().await;
             queue_all(&quotas, &queue);
+            let mut watched: BTreeSet<(String, String)> = [
+                ("", "pods"),
+                ("", "services"),
+                ("", "persistentvolumeclaims"),
+            ]
+            .iter()
+            .map(|(g, r)| (g.to_string(), r.to_string()))
+            .collect();
+            let watch_shutdown = shutdown.clone();
+            let mut watch_counted = |q: &ResourceQuota| {
+                let Ok(v) = serde_json::to_value(q) else {
+                    return;
+                };
+                for gr in quota::tracked_group_resources(&v) {
+                    if watched.contains(&gr) {
+                        continue;
+                    }
+                    let Some(ar) = api_resource(&gr.0, &gr.1) else {
+                        continue;
+                    };
+                    watched.insert(gr);
+                    tokio::spawn(watch_deletions(
+                        ctx.client.clone(),
+                        ar,
+                        Arc::clone(&quotas),
+                        Arc::clone(&queue),
+                        watch_shutdown.clone(),
+                    ));
+                }
+            };
+            for q in quotas.list() {
+                watch_counted(&q);
+            }
             let mut tick = tokio::time::interval(RESYNC);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -183,6 +220,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                 tokio::select! {
                     c = informer::recv(&mut quota_changes) => match c {
                         Some(Change::Applied { old, new }) => {
+                            watch_counted(&new);
                             if needs_sync(old.as_deref(), &new) {
                                 queue.add(Key::of(new.as_ref()));
                             }
@@ -244,6 +282,44 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         })
     };
     tokio::join!(feed, worker);
+}
+
+/// Watches deletions of the objects of `ar` in every namespace and queues the quotas of their
+/// namespace that count them (all of them after a relist, which may hide deletions).
+async fn watch_deletions(
+    client: kube::Client,
+    ar: ApiResource,
+    quotas: Arc<Informer<ResourceQuota>>,
+    queue: Arc<Queue<Key>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    tokio::pin!(stream);
+    loop {
+        let event = tokio::select! {
+            e = stream.next() => e,
+            _ = shutdown.changed() => return,
+        };
+        match event {
+            Some(Ok(watcher::Event::Delete(o))) => {
+                let ns = o.metadata.namespace.clone().unwrap_or_default();
+                queue_tracking(&quotas, &queue, &ns, &ar.group, &ar.plural);
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                for q in quotas.list() {
+                    if tracks(&q, &ar.group, &ar.plural) {
+                        queue.add(Key::of(q.as_ref()));
+                    }
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::debug!(resource = %ar.plural, error = %e, "quota watch failed; retrying");
+            }
+            None => return,
+        }
+    }
 }
 
 /// The served resource of `group`/`resource` (namespaced), for a dynamic list.
