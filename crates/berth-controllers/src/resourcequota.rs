@@ -11,7 +11,10 @@
 //! that counts them on. Usage is counted from a consistent
 //! list of each kind the quota constrains, taken after the quota was read, with the pure rules
 //! of `berth_api::quota`; the status is written only when it differs, by compare-and-swap on
-//! the quota's resourceVersion, so that a charge admitted meanwhile is never overwritten.
+//! the quota's resourceVersion, so that a charge admitted after the quota was read is never
+//! overwritten. As in Kubernetes, an object charged just before the quota was read but stored
+//! only after the lists were taken (a window of the admission's own write) is missed until the
+//! next recomputation.
 //!
 //! Owns ResourceQuota status only. Must not create, change or delete anything else.
 
