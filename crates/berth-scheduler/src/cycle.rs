@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Toleration;
 
 use crate::pod::{LABEL_HOSTNAME, LABEL_ZONE, PodInfo};
 use crate::selector::{Effect, Matcher, TaintRef, tolerated};
-use crate::snapshot::{Group, Snapshot, TermKind, Topology};
+use crate::snapshot::{Group, Snapshot, TAINT_UNSCHEDULABLE, TermKind, Topology};
 
 /// Kubernetes' system default spread constraints: by host, max skew 3; by zone, max skew 5;
 /// both `ScheduleAnyway`.
@@ -196,6 +196,11 @@ pub(crate) struct State<'a> {
     pub scored_terms: Vec<Counted<'a>>,
     /// Tolerations that can tolerate `PreferNoSchedule` taints.
     pub prefer_tolerations: Vec<&'a Toleration>,
+    /// By slot, whether the node matches the pod's node selector and required node affinity
+    /// (`None` when the pod has neither).
+    pub node_ok: Option<&'a [bool]>,
+    /// The pod tolerates the taint of a cordoned node.
+    pub tolerates_unschedulable: bool,
 }
 
 impl<'a> State<'a> {
@@ -204,6 +209,7 @@ impl<'a> State<'a> {
         pod: &'a PodInfo,
         plan: &Plan,
         hard_pod_affinity_weight: i64,
+        node_ok: Option<&'a [bool]>,
     ) -> Self {
         let idx = &snap.index;
         let hard_keys: Vec<u32> = plan.hard.iter().map(|p| p.topo).collect();
@@ -211,12 +217,12 @@ impl<'a> State<'a> {
         let hard = plan
             .hard
             .iter()
-            .map(|p| spread(snap, pod, p, &hard_keys, true))
+            .map(|p| spread(snap, pod, node_ok, p, &hard_keys, true))
             .collect();
         let soft = plan
             .soft
             .iter()
-            .map(|p| spread(snap, pod, p, &soft_keys, plan.soft_require_all))
+            .map(|p| spread(snap, pod, node_ok, p, &soft_keys, plan.soft_require_all))
             .collect();
         let counted = |set: u32, topo: u32, weight: i64| Counted {
             topo: &idx.topologies[topo as usize],
@@ -272,8 +278,31 @@ impl<'a> State<'a> {
                     )
                 })
                 .collect(),
+            node_ok,
+            tolerates_unschedulable: tolerated(
+                &pod.tolerations,
+                &TaintRef::new(TAINT_UNSCHEDULABLE, "", Effect::NoSchedule),
+            ),
         }
     }
+
+    /// True if the node in `slot` matches the pod's node selector and required node affinity.
+    pub fn node_matches(&self, slot: u32) -> bool {
+        match self.node_ok {
+            Some(ok) => ok.get(slot as usize).copied().unwrap_or(false),
+            None => true,
+        }
+    }
+}
+
+/// By slot, whether each node matches `pod`'s node selector and required node affinity.
+pub(crate) fn node_matches(snap: &Snapshot, pod: &PodInfo, out: &mut Vec<bool>) {
+    out.clear();
+    out.extend(snap.slots.iter().map(|s| {
+        s.node
+            .as_ref()
+            .is_some_and(|n| pod.node_matches(&n.facts.name, &n.facts.labels))
+    }));
 }
 
 /// The first `NoSchedule`/`NoExecute` taint of the node in `slot` that `tols` do not tolerate.
@@ -295,6 +324,7 @@ pub(crate) fn first_untolerated<'s>(
 fn spread<'a>(
     snap: &'a Snapshot,
     pod: &PodInfo,
+    node_ok: Option<&[bool]>,
     p: &SpreadPlan,
     keys: &[u32],
     require_all: bool,
@@ -326,10 +356,8 @@ fn spread<'a>(
             let Some(d) = topo.domain(s) else {
                 continue;
             };
-            let Some(node) = &snap.slots[s as usize].node else {
-                continue;
-            };
-            if by_affinity && !pod.node_matches(&node.facts.name, &node.facts.labels) {
+            if by_affinity && !node_ok.is_none_or(|ok| ok.get(s as usize).copied().unwrap_or(false))
+            {
                 continue;
             }
             if p.honor_taints && first_untolerated(snap, s, &pod.tolerations).is_some() {

@@ -7,8 +7,7 @@
 //! Owns the per-node checks and Kubernetes' reason strings. Must not rank nodes.
 
 use crate::cycle::State;
-use crate::selector::{TaintRef, tolerated};
-use crate::snapshot::TAINT_UNSCHEDULABLE;
+use crate::selector::tolerated;
 
 /// Why one node was rejected, Kubernetes' reason strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,67 +130,67 @@ impl<'a> Histogram<'a> {
     }
 }
 
-fn unschedulable_taint() -> TaintRef {
-    TaintRef::new(TAINT_UNSCHEDULABLE, "", crate::selector::Effect::NoSchedule)
-}
-
 impl<'a> State<'a> {
     /// Runs every filter on the node in `slot`.
     pub fn filter(&self, slot: u32) -> Result<(), Failure<'a>> {
         let snap = self.snap;
         let pod = self.pod;
-        let s = &snap.slots[slot as usize];
-        let Some(node) = &s.node else {
+        let h = &snap.hot[slot as usize];
+        if !h.live {
             return Err(Failure::One(Reason::Unschedulable));
-        };
-        let facts = &node.facts;
+        }
 
         // NodeUnschedulable.
-        if facts.unschedulable && !tolerated(&pod.tolerations, &unschedulable_taint()) {
+        if h.unschedulable && !self.tolerates_unschedulable {
             return Err(Failure::One(Reason::Unschedulable));
         }
 
         // TaintToleration.
-        if let Some(t) = node
-            .filter_taints
-            .iter()
-            .find(|t| !tolerated(&pod.tolerations, t))
-        {
-            return Err(Failure::One(Reason::Taint(&t.key, &t.value)));
+        if h.filter_taints {
+            let s = &snap.slots[slot as usize];
+            if let Some(t) = s.node.as_ref().and_then(|n| {
+                n.filter_taints
+                    .iter()
+                    .find(|t| !tolerated(&pod.tolerations, t))
+            }) {
+                return Err(Failure::One(Reason::Taint(&t.key, &t.value)));
+            }
         }
 
         // NodeAffinity.
-        if pod.has_node_constraints() && !pod.node_matches(&facts.name, &facts.labels) {
+        if !self.node_matches(slot) {
             return Err(Failure::One(Reason::NodeAffinity));
         }
 
         // NodePorts.
-        if pod
-            .ports
-            .iter()
-            .any(|want| s.ports.iter().any(|used| used.conflicts(want)))
-        {
-            return Err(Failure::One(Reason::Ports));
+        if h.ports && !pod.ports.is_empty() {
+            let used = &snap.slots[slot as usize].ports;
+            if pod
+                .ports
+                .iter()
+                .any(|want| used.iter().any(|u| u.conflicts(want)))
+            {
+                return Err(Failure::One(Reason::Ports));
+            }
         }
 
         // NodeResourcesFit.
-        let too_many_pods = i64::from(s.pods) + 1 > facts.allowed_pods;
+        let too_many_pods = h.pods >= h.allowed_pods;
         let req = &pod.requests;
-        let alloc = &facts.allocatable;
-        let used = &s.requested;
         let short = |want: i64, have: i64, taken: i64| want > 0 && want > have - taken;
         let (mut cpu, mut memory, mut ephemeral_storage, mut scalars) = (false, false, false, 0);
         if !req.is_zero() {
-            cpu = short(req.milli_cpu, alloc.milli_cpu, used.milli_cpu);
-            memory = short(req.memory, alloc.memory, used.memory);
-            ephemeral_storage = short(
-                req.ephemeral_storage,
-                alloc.ephemeral_storage,
-                used.ephemeral_storage,
-            );
-            for (i, (name, want)) in req.scalars.iter().enumerate().take(64) {
-                if short(*want, alloc.scalar(name), used.scalar(name)) {
-                    scalars |= 1 << i;
+            cpu = short(req.milli_cpu, h.alloc_cpu, h.req_cpu);
+            memory = short(req.memory, h.alloc_memory, h.req_memory);
+            ephemeral_storage = short(req.ephemeral_storage, h.alloc_ephemeral, h.req_ephemeral);
+            if !req.scalars.is_empty() {
+                let s = &snap.slots[slot as usize];
+                let alloc = s.node.as_ref().map(|n| &n.facts.allocatable);
+                for (i, (name, want)) in req.scalars.iter().enumerate().take(64) {
+                    let have = alloc.map_or(0, |a| a.scalar(name));
+                    if short(*want, have, s.requested.scalar(name)) {
+                        scalars |= 1 << i;
+                    }
                 }
             }
         }

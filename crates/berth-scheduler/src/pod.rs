@@ -114,6 +114,9 @@ pub struct PodInfo {
     pub(crate) node_selector: Vec<(String, String)>,
     /// Required node affinity: any term must match. `None` when there is none.
     pub(crate) required_node: Option<Vec<NodeTerm>>,
+    /// A string equal for pods with equal node selectors and required node affinity (`None`
+    /// without either), to reuse which nodes match.
+    pub(crate) node_key: Option<String>,
     pub(crate) preferred_node: Vec<(i64, NodeTerm)>,
     pub(crate) affinity_required: Vec<AffinityTerm>,
     pub(crate) anti_required: Vec<AffinityTerm>,
@@ -293,6 +296,14 @@ impl PodInfo {
                 }
             })
             .collect();
+        let node_selector: Vec<(String, String)> = spec
+            .node_selector
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let node_key = (!node_selector.is_empty() || required_node.is_some())
+            .then(|| format!("{node_selector:?}|{required_node:?}"));
         Self {
             key: PodKey::of(pod),
             name: meta.name.clone().unwrap_or_default(),
@@ -302,13 +313,9 @@ impl PodInfo {
             nonzero: pod_nonzero_requests(spec),
             ports,
             tolerations: spec.tolerations.clone().unwrap_or_default(),
-            node_selector: spec
-                .node_selector
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            node_selector,
             required_node,
+            node_key,
             preferred_node,
             affinity_required,
             anti_required,

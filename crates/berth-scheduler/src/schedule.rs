@@ -115,6 +115,9 @@ pub struct Scheduler {
     feasible: Vec<u32>,
     total: Vec<i64>,
     buf: Vec<i64>,
+    /// Which nodes match the last node selector and affinity seen (its key, the snapshot's
+    /// node epoch), reused while pods of one workload come one after the other.
+    node_ok: (Option<String>, u64, Vec<bool>),
 }
 
 impl Scheduler {
@@ -127,6 +130,7 @@ impl Scheduler {
             feasible: Vec::new(),
             total: Vec::new(),
             buf: Vec::new(),
+            node_ok: (None, 0, Vec::new()),
         }
     }
 
@@ -144,6 +148,20 @@ impl Scheduler {
         (r % n as u64) as usize
     }
 
+    /// Takes the node-matching cache out, filled for `pod` (`None` if it has no node rules).
+    fn take_node_ok(&mut self, snap: &Snapshot, pod: &PodInfo) -> Option<Vec<bool>> {
+        let key = pod.node_key.as_ref()?;
+        let (cached_key, epoch, mut ok) = std::mem::take(&mut self.node_ok);
+        if cached_key.as_ref() != Some(key)
+            || epoch != snap.node_epoch
+            || ok.len() != snap.slots.len()
+        {
+            crate::cycle::node_matches(snap, pod, &mut ok);
+        }
+        self.node_ok = (Some(key.clone()), snap.node_epoch, Vec::new());
+        Some(ok)
+    }
+
     /// Chooses a node for `pod`, or says why none fits. The snapshot's indexes may grow; the
     /// pod is not placed (call [`Snapshot::assume`] with the result).
     pub fn schedule(&mut self, snap: &mut Snapshot, pod: &PodInfo) -> Result<Placement, FitError> {
@@ -157,7 +175,14 @@ impl Scheduler {
         }
         let plan = Plan::new(snap, pod, self.config.default_spreading);
         let snap: &Snapshot = snap;
-        let state = State::new(snap, pod, &plan, self.config.hard_pod_affinity_weight);
+        let node_ok = self.take_node_ok(snap, pod);
+        let state = State::new(
+            snap,
+            pod,
+            &plan,
+            self.config.hard_pod_affinity_weight,
+            node_ok.as_deref(),
+        );
         let to_find = feasible_nodes_to_find(n, self.config.percentage_of_nodes_to_score);
         let mut feasible = std::mem::take(&mut self.feasible);
         feasible.clear();
@@ -207,6 +232,10 @@ impl Scheduler {
         };
         let feasible_count = feasible.len();
         self.feasible = feasible;
+        drop(state);
+        if let Some(ok) = node_ok {
+            self.node_ok.2 = ok;
+        }
         result.map(|slot| Placement {
             node: snap.slots[slot as usize].name.clone(),
             evaluated,
@@ -220,7 +249,14 @@ impl Scheduler {
         snap.refresh();
         let plan = Plan::new(snap, pod, self.config.default_spreading);
         let snap: &Snapshot = snap;
-        let state = State::new(snap, pod, &plan, self.config.hard_pod_affinity_weight);
+        let node_ok = self.take_node_ok(snap, pod);
+        let state = State::new(
+            snap,
+            pod,
+            &plan,
+            self.config.hard_pod_affinity_weight,
+            node_ok.as_deref(),
+        );
         let feasible: Vec<u32> = snap
             .live
             .iter()

@@ -90,6 +90,9 @@ impl State<'_> {
         // TaintToleration: fewer untolerated PreferNoSchedule taints is better.
         buf.clear();
         buf.extend(feasible.iter().map(|s| {
+            if !self.snap.hot[*s as usize].prefer_taints {
+                return 0;
+            }
             node(*s)
                 .prefer_taints
                 .iter()
@@ -115,15 +118,17 @@ impl State<'_> {
         }
 
         // NodeResourcesFit, LeastAllocated over CPU and memory (weight 1 each).
+        let hot = &self.snap.hot;
+        let nonzero = &self.snap.nonzero;
         buf.clear();
         buf.extend(feasible.iter().map(|s| {
-            let slot = &slots[*s as usize];
-            let alloc = &node(*s).facts.allocatable;
+            let h = &hot[*s as usize];
+            let (cpu, memory) = nonzero[*s as usize];
             let mut sum = 0;
             let mut n = 0;
             for (req, cap) in [
-                (slot.nonzero.0 + pod.nonzero.0, alloc.milli_cpu),
-                (slot.nonzero.1 + pod.nonzero.1, alloc.memory),
+                (cpu + pod.nonzero.0, h.alloc_cpu),
+                (memory + pod.nonzero.1, h.alloc_memory),
             ] {
                 if cap == 0 {
                     continue;
@@ -139,16 +144,12 @@ impl State<'_> {
         if pod.requests.milli_cpu != 0 || pod.requests.memory != 0 {
             buf.clear();
             buf.extend(feasible.iter().map(|s| {
-                let slot = &slots[*s as usize];
-                let alloc = &node(*s).facts.allocatable;
+                let h = &hot[*s as usize];
                 let mut fractions = [0f64; 2];
                 let mut n = 0;
                 for (req, cap) in [
-                    (
-                        slot.requested.milli_cpu + pod.requests.milli_cpu,
-                        alloc.milli_cpu,
-                    ),
-                    (slot.requested.memory + pod.requests.memory, alloc.memory),
+                    (h.req_cpu + pod.requests.milli_cpu, h.alloc_cpu),
+                    (h.req_memory + pod.requests.memory, h.alloc_memory),
                 ] {
                     if cap == 0 {
                         continue;
@@ -197,14 +198,15 @@ impl State<'_> {
                 let size = if c.hostname {
                     feasible.iter().filter(|s| !ignored(**s)).count()
                 } else {
-                    let mut seen: Vec<u32> = feasible
+                    let mut seen = vec![false; c.topo.names.len()];
+                    for d in feasible
                         .iter()
                         .filter(|s| !ignored(**s))
                         .filter_map(|s| c.topo.domain(*s))
-                        .collect();
-                    seen.sort_unstable();
-                    seen.dedup();
-                    seen.len()
+                    {
+                        seen[d as usize] = true;
+                    }
+                    seen.iter().filter(|x| **x).count()
                 };
                 ((size + 2) as f64).ln()
             })
@@ -220,7 +222,8 @@ impl State<'_> {
                     score += n as f64 * w + (c.max_skew - 1) as f64;
                 }
             }
-            score.round() as i64
+            // Scores are not negative: half up is Go's math.Round.
+            (score + 0.5) as i64
         }));
         // Fewer matching pods is better: min and max over the nodes that count.
         let counted = || buf.iter().copied().filter(|s| *s >= 0);

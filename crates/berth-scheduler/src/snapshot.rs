@@ -185,6 +185,53 @@ pub(crate) struct Slot {
     pub ports: Vec<HostPort>,
 }
 
+/// What the filters and scores read of every node, packed into one cache line so that visiting
+/// thousands of nodes touches little memory. Kept in step with [`Slot`].
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+pub(crate) struct Hot {
+    /// The slot has a node.
+    pub live: bool,
+    pub unschedulable: bool,
+    /// It has `NoSchedule`/`NoExecute` taints (counting the readiness taint).
+    pub filter_taints: bool,
+    pub prefer_taints: bool,
+    /// Host ports are in use.
+    pub ports: bool,
+    pub pods: u32,
+    pub allowed_pods: u32,
+    pub alloc_cpu: i64,
+    pub alloc_memory: i64,
+    pub alloc_ephemeral: i64,
+    pub req_cpu: i64,
+    pub req_memory: i64,
+    pub req_ephemeral: i64,
+}
+
+impl Hot {
+    fn of(slot: &Slot) -> Self {
+        let mut h = Hot {
+            live: slot.node.is_some(),
+            ports: !slot.ports.is_empty(),
+            pods: slot.pods,
+            req_cpu: slot.requested.milli_cpu,
+            req_memory: slot.requested.memory,
+            req_ephemeral: slot.requested.ephemeral_storage,
+            ..Hot::default()
+        };
+        if let Some(n) = &slot.node {
+            h.unschedulable = n.facts.unschedulable;
+            h.filter_taints = !n.filter_taints.is_empty();
+            h.prefer_taints = !n.prefer_taints.is_empty();
+            h.allowed_pods = u32::try_from(n.facts.allowed_pods.max(0)).unwrap_or(u32::MAX);
+            h.alloc_cpu = n.facts.allocatable.milli_cpu;
+            h.alloc_memory = n.facts.allocatable.memory;
+            h.alloc_ephemeral = n.facts.allocatable.ephemeral_storage;
+        }
+        h
+    }
+}
+
 /// What a term of a placed pod does to pods scheduled after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TermKind {
@@ -385,6 +432,10 @@ impl PodIndex {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(crate) slots: Vec<Slot>,
+    /// By slot, what the filters and scores read most.
+    pub(crate) hot: Vec<Hot>,
+    /// By slot, the scoring requests (CPU, memory) of the placed pods.
+    pub(crate) nonzero: Vec<(i64, i64)>,
     by_name: HashMap<String, u32>,
     free: Vec<u32>,
     /// The slots with a node, in the order nodes were first added.
@@ -399,6 +450,8 @@ pub struct Snapshot {
     dirty: bool,
     /// Counts scheduling cycles, to find the match sets used least recently.
     cycle: u64,
+    /// Changes whenever a node appears, disappears or changes labels.
+    pub(crate) node_epoch: u64,
 }
 
 impl Snapshot {
@@ -488,11 +541,20 @@ impl Snapshot {
             }
             None => {
                 self.slots.push(slot);
+                self.hot.push(Hot::default());
+                self.nonzero.push((0, 0));
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
         self.by_name.insert(name.to_owned(), s);
+        self.sync_hot(s);
         s
+    }
+
+    fn sync_hot(&mut self, s: u32) {
+        let slot = &self.slots[s as usize];
+        self.hot[s as usize] = Hot::of(slot);
+        self.nonzero[s as usize] = slot.nonzero;
     }
 
     /// Adds a node or replaces what is known of it.
@@ -501,13 +563,18 @@ impl Snapshot {
         let slot = &mut self.slots[s as usize];
         match &slot.node {
             Some(old) if old.facts.labels == facts.labels => {}
-            Some(_) => self.dirty = true,
+            Some(_) => {
+                self.dirty = true;
+                self.node_epoch += 1;
+            }
             None => {
                 self.live.push(s);
                 self.dirty = true;
+                self.node_epoch += 1;
             }
         }
         slot.node = Some(NodeState::new(facts));
+        self.sync_hot(s);
     }
 
     /// Adds or updates an API node.
@@ -523,7 +590,9 @@ impl Snapshot {
         if self.slots[s as usize].node.take().is_some() {
             self.live.retain(|x| *x != s);
             self.dirty = true;
+            self.node_epoch += 1;
         }
+        self.sync_hot(s);
         self.free_if_empty(s);
     }
 
@@ -598,6 +667,7 @@ impl Snapshot {
         slot.nonzero.1 += pod.nonzero.1;
         slot.pods += 1;
         slot.ports.extend(pod.ports.iter().cloned());
+        self.sync_hot(s);
         let mut terms = Vec::new();
         let mut push = |kind, t: &crate::pod::AffinityTerm, weight: i64| {
             let mut key = t.matcher.key();
@@ -673,6 +743,7 @@ impl Snapshot {
                 slot.ports.swap_remove(i);
             }
         }
+        self.sync_hot(s);
         if !self.dirty {
             self.count_in_sets(&placed, -1);
             for t in &placed.terms {
