@@ -269,16 +269,24 @@ async fn heartbeat(
     lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_health = None;
     let mut last_status = tokio::time::Instant::now();
+    let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = lease_tick.tick() => {}
             r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
         }
-        if let Err(e) = node.renew_lease().await {
-            tracing::warn!(error = %e, "renewing the node lease");
+        // After a gap (the agent was frozen, or the API unreachable) the control plane may have
+        // marked the node unknown: post the status at once rather than at the next interval.
+        let mut gap = false;
+        match node.renew_lease().await {
+            Ok(()) => {
+                gap = last_renewed.elapsed() > config.lease_renew_interval * 2;
+                last_renewed = tokio::time::Instant::now();
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing the node lease"),
         }
         let health = runtime_health(rt.as_ref()).await;
-        let due = last_status.elapsed() >= config.status_interval;
+        let due = gap || last_status.elapsed() >= config.status_interval;
         if due || last_health.as_ref() != Some(&health) {
             match node.update_status(&health).await {
                 Ok(()) => {

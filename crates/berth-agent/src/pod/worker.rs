@@ -1413,9 +1413,37 @@ fn strip_times(v: &Value) -> Value {
 
 /// Whether the stored phase differs from the computed one although the agent wrote it (another
 /// writer replaced the status).
+/// Whether the stored status contradicts what the agent computed in what the agent owns: the
+/// phase, or the status of a condition it sets (another writer, e.g. the node lifecycle
+/// controller marking pods of an unreachable node not Ready, may have changed it since the
+/// agent last wrote). Fields others own are not compared, so this cannot start a write loop.
 fn status_differs(pod: &Pod, computed: &Value) -> bool {
-    let stored = pod.status.as_ref().and_then(|s| s.phase.clone());
-    stored.is_some() && stored.as_deref() != computed.get("phase").and_then(Value::as_str)
+    let Some(stored) = pod.status.as_ref() else {
+        return false;
+    };
+    if stored.phase.is_some()
+        && stored.phase.as_deref() != computed.get("phase").and_then(Value::as_str)
+    {
+        return true;
+    }
+    let stored_conditions = stored.conditions.as_deref().unwrap_or_default();
+    computed
+        .get("conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            let (Some(kind), Some(status)) = (
+                c.get("type").and_then(Value::as_str),
+                c.get("status").and_then(Value::as_str),
+            ) else {
+                return false;
+            };
+            stored_conditions
+                .iter()
+                .find(|s| s.type_ == kind)
+                .is_some_and(|s| s.status != status)
+        })
 }
 
 #[cfg(test)]

@@ -390,3 +390,49 @@ async fn a_fresh_relist_and_a_known_image_spare_engine_calls() {
     );
     assert!(calls.iter().any(|c| c.starts_with("start")), "{calls:?}");
 }
+
+#[tokio::test]
+async fn a_status_changed_by_someone_else_is_written_again() {
+    let s = setup().await;
+    let p = pod(
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}),
+    );
+    let mut w = worker(&s);
+    w.sync(&p).await.unwrap();
+    let written = s.api.pod_status_patches("default", "p").len();
+    // The stored status as the agent wrote it: a quiet pass writes nothing.
+    let mut stored: Pod = (*p).clone();
+    stored.status = Some(serde_json::from_value(last_status(&s)).unwrap());
+    let stored = Arc::new(stored);
+    w.sync(&stored).await.unwrap();
+    assert_eq!(s.api.pod_status_patches("default", "p").len(), written);
+    // The node lifecycle controller marked it not Ready while the node was unreachable.
+    let mut marked: Pod = (*stored).clone();
+    for c in marked
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()
+        .iter_mut()
+    {
+        if c.type_ == "Ready" {
+            c.status = "False".into();
+        }
+    }
+    w.sync(&Arc::new(marked)).await.unwrap();
+    assert_eq!(
+        s.api.pod_status_patches("default", "p").len(),
+        written + 1,
+        "the agent puts its view back"
+    );
+    let ready = last_status(&s)["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+}
