@@ -880,6 +880,7 @@ async fn remove_finalizer(api: &Api<Pod>, pod: &Pod) -> Result<Option<Pod>, kube
 
 /// Makes the Job `key` converge one step.
 async fn reconcile(ctx: &Context, exp: &Freshness, key: &Key) -> Result<Next, JobError> {
+    tracing::trace!(job = %key, "reconcile");
     if !exp.satisfied(key) {
         return Ok(Next::After(workload::CACHE_LAG_RETRY));
     }

@@ -693,6 +693,16 @@ async fn reconcile(ctx: &Context, fresh: &Freshness, key: &Key) -> Result<Next, 
     let refs: Vec<&Pod> = claim.owned.iter().map(AsRef::as_ref).collect();
     let now = ctx.clock.now();
     let p = plan(&set, &refs, &revs, &existing_claims, now);
+    tracing::trace!(
+        statefulset = %key,
+        pods = ?refs
+            .iter()
+            .map(|p| (p.metadata.name.clone(), workload::is_running_and_ready(p)))
+            .collect::<Vec<_>>(),
+        create = ?p.create.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>(),
+        delete = ?p.delete,
+        "plan"
+    );
 
     let claims_api: Api<PersistentVolumeClaim> =
         Api::namespaced(ctx.client.clone(), &key.namespace);

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -82,10 +83,13 @@ pub async fn record_event(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
+    // Unique even for several events about one object in the same instant.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, AtomicOrdering::Relaxed);
     let name = format!(
         "{}.{:x}",
         regarding.name.clone().unwrap_or_default(),
-        now.as_nanosecond()
+        now.as_nanosecond().wrapping_add(i128::from(seq))
     );
     let event = Event {
         metadata: ObjectMeta {

@@ -359,3 +359,12 @@ fn start_ordinal_shifts_names() {
     let p = plan_of(&s, &[up(0), up(5), up(6)], &revs());
     assert_eq!(p.delete, vec!["web-0".to_string()], "web-0 is out of range");
 }
+
+#[test]
+fn a_pod_without_status_yet_blocks_the_next() {
+    let s = set(3);
+    let mut p0 = up(0);
+    p0.status = None;
+    let p = plan_of(&s, &[p0], &revs());
+    assert!(p.create.is_empty(), "{:?}", names(&p.create));
+}
