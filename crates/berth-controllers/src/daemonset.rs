@@ -64,8 +64,51 @@ pub struct Plan {
     pub delete: Vec<String>,
     /// The status.
     pub status: DaemonSetStatus,
-    /// Look again after this long (a pod becomes available).
+    /// Look again after this long (a pod becomes available, a back-off ends).
     pub requeue: Option<Duration>,
+    /// Nodes whose failed pod is deleted now (their back-off grows).
+    pub failed_on: Vec<String>,
+    /// Events to record: type, reason, message.
+    pub events: Vec<(&'static str, &'static str, String)>,
+}
+
+/// The first delay before a node's failed daemon pod is deleted again; it doubles each time.
+pub const FAILED_POD_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest such delay.
+pub const FAILED_POD_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// Per DaemonSet and node, how often a failed pod was deleted and when, so that a pod the node
+/// keeps rejecting is not deleted and made again in a hot loop (Kubernetes'
+/// `failedPodsBackoff`). In memory: a new leader starts without back-off.
+#[derive(Default)]
+pub struct FailedBackoff {
+    inner:
+        std::sync::Mutex<std::collections::HashMap<(Key, String), (Duration, std::time::Instant)>>,
+}
+
+impl FailedBackoff {
+    /// The back-off left for `node` of `key`, if any.
+    pub fn remaining(&self, key: &Key, node: &str) -> Option<Duration> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (d, at) = g.get(&(key.clone(), node.to_owned()))?;
+        d.checked_sub(at.elapsed()).filter(|r| !r.is_zero())
+    }
+
+    /// A failed pod on `node` of `key` was deleted now: the next delay doubles.
+    pub fn next(&self, key: &Key, node: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget entries idle for twice the longest delay.
+        g.retain(|_, (_, at)| at.elapsed() < FAILED_POD_BACKOFF_MAX * 2);
+        let e = g
+            .entry((key.clone(), node.to_owned()))
+            .or_insert((Duration::ZERO, std::time::Instant::now()));
+        e.0 = if e.0.is_zero() {
+            FAILED_POD_BACKOFF
+        } else {
+            (e.0 * 2).min(FAILED_POD_BACKOFF_MAX)
+        };
+        e.1 = std::time::Instant::now();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,7 +369,16 @@ fn sort_oldest_first(v: &mut [&Pod]) {
 
 /// Decides the next steps for `ds` given the nodes, the pods it controls, the update
 /// revision's hash and `now`.
-pub fn plan(ds: &DaemonSet, nodes: &[&Node], owned: &[&Pod], hash: &str, now: Timestamp) -> Plan {
+///
+/// `backoff` gives, per node, how long a failed pod there must stay before it is deleted again.
+pub fn plan(
+    ds: &DaemonSet,
+    nodes: &[&Node],
+    owned: &[&Pod],
+    hash: &str,
+    backoff: &BTreeMap<String, Duration>,
+    now: Timestamp,
+) -> Plan {
     let mut out = Plan::default();
     let Some(spec) = ds.spec.as_ref() else {
         return out;
@@ -372,7 +424,24 @@ pub fn plan(ds: &DaemonSet, nodes: &[&Node], owned: &[&Pod], hash: &str, now: Ti
         } else if keep {
             let mut running: Vec<&Pod> = Vec::new();
             for p in on_node.iter().filter(|p| !pods::is_terminating(p)) {
-                if workload::is_finished(p) {
+                if pods::phase(p) == workload::FAILED {
+                    // A node that keeps rejecting the pod is not hammered.
+                    if let Some(d) = backoff.get(&name).filter(|d| !d.is_zero()) {
+                        out.requeue = Some(out.requeue.map_or(*d, |r| r.min(*d)));
+                        continue;
+                    }
+                    out.failed_on.push(name.clone());
+                    out.events.push((
+                        "Warning",
+                        "FailedDaemonPod",
+                        format!(
+                            "Found failed daemon pod {}/{} on node {name}, will try to kill it",
+                            p.metadata.namespace.as_deref().unwrap_or(""),
+                            name_of(p)
+                        ),
+                    ));
+                    out.delete.push(name_of(p));
+                } else if workload::is_finished(p) {
                     out.delete.push(name_of(p));
                 } else {
                     running.push(p);
@@ -577,6 +646,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let mut node_changes = nodes.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
     let fresh = Arc::new(Freshness::new());
+    let backoff = Arc::new(FailedBackoff::default());
 
     let feed = {
         let queue = Arc::clone(&queue);
@@ -659,7 +729,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         queue::run_workers(NAME, queue, 2, shutdown, move |key: Key| {
             let ctx = Arc::clone(&ctx);
             let fresh = Arc::clone(&fresh);
-            async move { reconcile(&ctx, &fresh, &key).await }
+            let backoff = Arc::clone(&backoff);
+            async move { reconcile(&ctx, &fresh, &backoff, &key).await }
         })
     };
     tokio::join!(feed, worker);
@@ -758,7 +829,12 @@ async fn update_hash(
 }
 
 /// Makes the DaemonSet `key` converge one step.
-async fn reconcile(ctx: &Context, fresh: &Freshness, key: &Key) -> Result<Next, DaemonSetError> {
+async fn reconcile(
+    ctx: &Context,
+    fresh: &Freshness,
+    backoff: &FailedBackoff,
+    key: &Key,
+) -> Result<Next, DaemonSetError> {
     if !fresh.satisfied(key) {
         return Ok(Next::After(workload::CACHE_LAG_RETRY));
     }
@@ -803,8 +879,31 @@ async fn reconcile(ctx: &Context, fresh: &Freshness, key: &Key) -> Result<Next, 
     let node_refs: Vec<&Node> = nodes.iter().map(AsRef::as_ref).collect();
     let refs: Vec<&Pod> = claim.owned.iter().map(AsRef::as_ref).collect();
     let now = ctx.clock.now();
-    let p = plan(&ds, &node_refs, &refs, &hash, now);
+    let waits: BTreeMap<String, Duration> = node_refs
+        .iter()
+        .filter_map(|n| {
+            let name = n.metadata.name.clone()?;
+            let d = backoff.remaining(key, &name)?;
+            Some((name, d))
+        })
+        .collect();
+    let p = plan(&ds, &node_refs, &refs, &hash, &waits, now);
     let regarding = workload::object_ref(ds.as_ref());
+    for node in &p.failed_on {
+        backoff.next(key, node);
+    }
+    for (type_, reason, message) in &p.events {
+        workload::record_event(
+            &ctx.client,
+            NAME,
+            now,
+            regarding.clone(),
+            type_,
+            reason,
+            message.clone(),
+        )
+        .await;
+    }
 
     for n in &p.delete {
         match pods_api.delete(n, &DeleteParams::default()).await {

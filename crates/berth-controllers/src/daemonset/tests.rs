@@ -99,7 +99,7 @@ fn pod(name: &str, node: &str, hash: &str, ready: bool, at: i64) -> Pod {
 fn run(d: &DaemonSet, nodes: &[Node], pods: &[Pod], hash: &str) -> Plan {
     let n: Vec<&Node> = nodes.iter().collect();
     let p: Vec<&Pod> = pods.iter().collect();
-    plan(d, &n, &p, hash, t(100))
+    plan(d, &n, &p, hash, &BTreeMap::new(), t(100))
 }
 
 #[test]
@@ -358,6 +358,14 @@ fn a_failed_pod_is_replaced() {
     failed.status.as_mut().unwrap().phase = Some("Failed".into());
     let p = run(&ds(), &nodes, &[failed.clone()], "h1");
     assert_eq!(p.delete, vec!["a".to_string()]);
+    assert_eq!(p.failed_on, vec!["n1".to_string()]);
+    assert_eq!(p.events[0].1, "FailedDaemonPod");
+    // Within the node's back-off it stays, and the controller looks again when it ends.
+    let n: Vec<&Node> = nodes.iter().collect();
+    let waits = BTreeMap::from([("n1".to_string(), Duration::from_secs(4))]);
+    let p = plan(&ds(), &n, &[&failed], "h1", &waits, t(100));
+    assert!(p.delete.is_empty() && p.create_on.is_empty());
+    assert_eq!(p.requeue, Some(Duration::from_secs(4)));
     // Once it is being deleted, it no longer holds the node.
     failed.metadata.deletion_timestamp = Some(Time(t(50)));
     let p = run(&ds(), &nodes, &[failed], "h1");
@@ -469,4 +477,22 @@ fn percentages_round_up() {
     assert_eq!(scaled(Some(&IntOrString::String("50%".into())), 3, 0), 2);
     assert_eq!(scaled(Some(&IntOrString::Int(3)), 5, 0), 3);
     assert_eq!(scaled(None, 5, 1), 1);
+}
+
+#[test]
+fn failed_pod_backoff_doubles_per_node() {
+    let b = FailedBackoff::default();
+    let k = Key::new("ns", "ds");
+    assert_eq!(b.remaining(&k, "n1"), None);
+    b.next(&k, "n1");
+    assert!(
+        b.remaining(&k, "n1")
+            .is_some_and(|d| d <= FAILED_POD_BACKOFF)
+    );
+    b.next(&k, "n1");
+    assert!(
+        b.remaining(&k, "n1")
+            .is_some_and(|d| d > FAILED_POD_BACKOFF)
+    );
+    assert_eq!(b.remaining(&k, "n2"), None, "per node");
 }
