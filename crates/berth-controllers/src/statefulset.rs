@@ -1,7 +1,8 @@
 //! The StatefulSet controller: pods `<set>-<ordinal>` with a stable hostname (and the
 //! governing Service as subdomain), a PersistentVolumeClaim per volumeClaimTemplate and ordinal
 //! (`<claim>-<set>-<ordinal>`, kept when the pod goes: the retention policy defaults to
-//! Retain), created in ordinal order with each waiting for the previous to be Running and Ready
+//! Retain; `whenDeleted: Delete` makes the set their owner, `whenScaled: Delete` hands a
+//! scaled-down pod's claims to that pod, for the garbage collector), created in ordinal order with each waiting for the previous to be Running and Ready
 //! (`OrderedReady`) or all at once (`Parallel`), removed in reverse order; rolling updates
 //! replace pods from the highest ordinal down to the partition, one at a time, or only when
 //! deleted (`OnDelete`). ControllerRevisions hold each template; `status.currentRevision` and
@@ -156,6 +157,37 @@ pub fn claims(set: &StatefulSet, ord: i32) -> Vec<PersistentVolumeClaim> {
             }
         })
         .collect()
+}
+
+/// The owner references a claim of a pod being removed by a scale-down should have when the
+/// set's retention policy says `whenScaled: Delete`: the pod's, added, so that the garbage
+/// collector removes the claim with the pod. `None` when nothing is to change.
+pub fn scaled_claim_owners(
+    set: &StatefulSet,
+    pod: &Pod,
+    claim: &PersistentVolumeClaim,
+) -> Option<Vec<OwnerReference>> {
+    let delete_when_scaled = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
+        .and_then(|p| p.when_scaled.as_deref())
+        == Some("Delete");
+    let uid = pod.metadata.uid.clone()?;
+    let refs = claim.metadata.owner_references.clone().unwrap_or_default();
+    if !delete_when_scaled || refs.iter().any(|r| r.uid == uid) {
+        return None;
+    }
+    let mut out = refs;
+    out.push(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid,
+        controller: None,
+        block_owner_deletion: None,
+    });
+    Some(out)
 }
 
 /// The pod of ordinal `ord` made from the revision `(revision name, template)`.
@@ -752,7 +784,38 @@ async fn reconcile(ctx: &Context, fresh: &Freshness, key: &Key) -> Result<Next, 
             }
         }
     }
+    let claim_cache = ctx.informers.get::<PersistentVolumeClaim>();
+    let replicas_range = {
+        let start = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
+        start..start + spec.replicas.unwrap_or(1).max(0)
+    };
     for n in &p.delete {
+        // A pod removed by a scale-down hands its claims to the garbage collector when the
+        // retention policy says so.
+        if let Some(ord) = ordinal(&key.name, n).filter(|o| !replicas_range.contains(o))
+            && let Some(pod) = refs.iter().find(|p| p.metadata.name.as_deref() == Some(n))
+        {
+            for want in claims(&set, ord) {
+                let cname = want.metadata.name.clone().unwrap_or_default();
+                let Some(claim) = claim_cache.get(&key.namespace, &cname) else {
+                    continue;
+                };
+                if let Some(owners) = scaled_claim_owners(&set, pod, &claim) {
+                    let patch = json!({"metadata": {
+                        "ownerReferences": owners,
+                        "resourceVersion": claim.metadata.resource_version,
+                    }});
+                    match claims_api
+                        .patch(&cname, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if workload::is_not_found(&e) || workload::is_conflict(&e) => {}
+                        Err(e) => return Err(api_err("handing a claim to its pod", key)(e)),
+                    }
+                }
+            }
+        }
         match pods_api.delete(n, &DeleteParams::default()).await {
             Ok(res) => {
                 if let Some(pod) = res.left() {

@@ -368,3 +368,38 @@ fn a_pod_without_status_yet_blocks_the_next() {
     let p = plan_of(&s, &[p0], &revs());
     assert!(p.create.is_empty(), "{:?}", names(&p.create));
 }
+
+#[test]
+fn when_scaled_delete_hands_claims_to_the_removed_pod() {
+    let mut s = set(1);
+    let mut pod = up(2);
+    pod.metadata.uid = Some("pod-uid".into());
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data-web-2".into()),
+            ..ObjectMeta::default()
+        },
+        ..PersistentVolumeClaim::default()
+    };
+    assert_eq!(scaled_claim_owners(&s, &pod, &claim), None, "Retain");
+    s.spec
+        .as_mut()
+        .unwrap()
+        .persistent_volume_claim_retention_policy =
+        Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+            when_deleted: Some("Retain".into()),
+            when_scaled: Some("Delete".into()),
+        });
+    let owners = scaled_claim_owners(&s, &pod, &claim).expect("an owner");
+    assert_eq!(
+        (
+            owners[0].kind.as_str(),
+            owners[0].name.as_str(),
+            owners[0].uid.as_str()
+        ),
+        ("Pod", "web-2", "pod-uid")
+    );
+    let mut owned = claim.clone();
+    owned.metadata.owner_references = Some(owners);
+    assert_eq!(scaled_claim_owners(&s, &pod, &owned), None, "once");
+}
