@@ -78,6 +78,8 @@ pub struct Plan {
     pub status: StatefulSetStatus,
     /// Look again after this long (a pod becomes available).
     pub requeue: Option<Duration>,
+    /// Pods whose identity labels are missing or wrong (e.g. adopted), by name.
+    pub relabel: Vec<String>,
 }
 
 /// The ordinal of `pod` in the set named `set`, if the pod's name is `<set>-<ordinal>`.
@@ -188,6 +190,14 @@ pub fn scaled_claim_owners(
         block_owner_deletion: None,
     });
     Some(out)
+}
+
+/// Whether the pod carries the identity labels of ordinal `ord`.
+fn identity_matches(pod: &Pod, ord: i32) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    get(POD_NAME_LABEL) == pod.metadata.name.as_deref()
+        && get(POD_INDEX_LABEL) == Some(ord.to_string().as_str())
 }
 
 /// The pod of ordinal `ord` made from the revision `(revision name, template)`.
@@ -384,6 +394,10 @@ pub fn plan(
             Some(p) => {
                 if pods::phase(p) == "Pending" {
                     want_claims(ord, &mut out);
+                }
+                if !identity_matches(p, ord) {
+                    out.relabel
+                        .push(p.metadata.name.clone().unwrap_or_default());
                 }
                 if monotonic {
                     if pods::is_terminating(p) || !workload::is_running_and_ready(p) {
@@ -789,6 +803,21 @@ async fn reconcile(ctx: &Context, fresh: &Freshness, key: &Key) -> Result<Next, 
         let start = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
         start..start + spec.replicas.unwrap_or(1).max(0)
     };
+    for n in &p.relabel {
+        let ord = ordinal(&key.name, n).unwrap_or(0);
+        let patch = json!({"metadata": {"labels": {
+            POD_NAME_LABEL: n,
+            POD_INDEX_LABEL: ord.to_string(),
+        }}});
+        match pods_api
+            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => fresh.expect(key, "Pod", workload::rv(&updated.metadata)),
+            Err(e) if workload::is_not_found(&e) => {}
+            Err(e) => return Err(api_err("labelling a pod", key)(e)),
+        }
+    }
     for n in &p.delete {
         // A pod removed by a scale-down hands its claims to the garbage collector when the
         // retention policy says so.

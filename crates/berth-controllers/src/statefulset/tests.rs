@@ -403,3 +403,14 @@ fn when_scaled_delete_hands_claims_to_the_removed_pod() {
     owned.metadata.owner_references = Some(owners);
     assert_eq!(scaled_claim_owners(&s, &pod, &owned), None, "once");
 }
+
+#[test]
+fn an_adopted_pod_gets_its_identity_labels() {
+    let s = set(1);
+    let mut p0 = up(0);
+    p0.metadata.labels.as_mut().unwrap().remove(POD_INDEX_LABEL);
+    let p = plan_of(&s, &[p0], &revs());
+    assert_eq!(p.relabel, vec!["web-0".to_string()]);
+    let p = plan_of(&s, &[up(0)], &revs());
+    assert!(p.relabel.is_empty());
+}
