@@ -446,6 +446,65 @@ fn a_job_completes_five_times_never_more_than_two_at_once() {
     );
 }
 
+#[test]
+fn a_failing_job_stops_at_its_backoff_limit() {
+    if !docker_ready() {
+        return;
+    }
+    let image = busybox_image();
+    let s = cluster();
+    apply(
+        &s,
+        &json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "flaky"},
+            "spec": {
+                "backoffLimit": 1,
+                "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "app", "image": image,
+                                    "command": ["sh", "-c", "exit 3"]}]
+                }}
+            }
+        }),
+    );
+    let started = Instant::now();
+    let job = eventually(Duration::from_secs(90), || {
+        let j = json_of(&s, &["get", "job", "flaky"])?;
+        j["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Failed" && c["status"] == "True")
+            .then_some(j)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "job not Failed: {:#?}",
+            json_of(&s, &["get", "job", "flaky"])
+        )
+    });
+    let st = &job["status"];
+    assert_eq!(st["failed"], 2, "{st:#}");
+    assert_eq!(st["succeeded"], 0, "{st:#}");
+    let conditions = st["conditions"].as_array().unwrap();
+    for ty in ["FailureTarget", "Failed"] {
+        let c = conditions
+            .iter()
+            .find(|c| c["type"] == ty)
+            .unwrap_or_else(|| panic!("no {ty} in {conditions:#?}"));
+        assert_eq!(c["reason"], "BackoffLimitExceeded");
+    }
+    // The second pod waited out the back-off after the first failure (10 s).
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "failed after {:?}",
+        started.elapsed()
+    );
+    let ps = pods(&s, "job-name=flaky");
+    assert_eq!(ps.len(), 2, "no pod after the limit: {ps:#?}");
+}
+
 fn cronjob(name: &str, image: &str, successful_limit: i32) -> Value {
     json!({
         "apiVersion": "batch/v1", "kind": "CronJob",
