@@ -38,6 +38,7 @@ use crate::informer::{self, Change};
 use crate::pods::{self, POD_TEMPLATE_HASH};
 use crate::queue::{self, Key, Next, Queue};
 use crate::replicaset::{api_message, seconds, wait_ready};
+use crate::workload;
 
 /// The rollout sequence number of a ReplicaSet, and of the Deployment (its newest).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -54,6 +55,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 const ROLLBACK_TO: &str = "deprecated.deployment.rollback.to";
 /// The longest `revision-history` annotation.
 const MAX_REVISION_HISTORY_CHARS: usize = 2000;
+/// The component named in the controller's events.
+const COMPONENT: &str = "deployment-controller";
 /// How many Deployments are reconciled at once.
 const WORKERS: usize = 5;
 
@@ -1568,7 +1571,7 @@ async fn reconcile(ctx: &Context, key: &Key) -> Result<Next, DeploymentError> {
     };
     let now = ctx.clock.now();
     let step = rollout_step(&d, &claim.owned, &namespace_rss, &owned_pods, now);
-    apply(ctx, key, &d, &rs_api, step.actions, now).await?;
+    apply(ctx, key, &d, &claim.owned, &rs_api, step.actions, now).await?;
     Ok(step.requeue_after.map_or(Next::Done, Next::After))
 }
 
@@ -1626,12 +1629,34 @@ async fn claim_replicasets(
     Ok(())
 }
 
+/// Records `ScalingReplicaSet` on the Deployment without waiting for it (best effort).
+fn scaled_event(ctx: &Context, d: &Deployment, rs_name: &str, from: i32, to: i32) {
+    let client = ctx.client.clone();
+    let now = ctx.clock.now();
+    let regarding = workload::object_ref(d);
+    let way = if to > from { "up" } else { "down" };
+    let message = format!("Scaled {way} replica set {rs_name} from {from} to {to}");
+    tokio::spawn(async move {
+        workload::record_event(
+            &client,
+            COMPONENT,
+            now,
+            regarding,
+            "Normal",
+            "ScalingReplicaSet",
+            message,
+        )
+        .await;
+    });
+}
+
 /// Makes the writes of one step in order, stopping at the first failure. The Deployment's
 /// own writes chain its resourceVersion.
 async fn apply(
     ctx: &Context,
     key: &Key,
     d: &Deployment,
+    before: &[Arc<ReplicaSet>],
     rs_api: &Api<ReplicaSet>,
     actions: Vec<Action>,
     now: Timestamp,
@@ -1647,6 +1672,7 @@ async fn apply(
         match action {
             Action::CreateReplicaSet(rs) => {
                 let name = rs.metadata.name.clone().unwrap_or_default();
+                let replicas = rs_replicas(&rs);
                 if let Err(e) = rs_api.create(&PostParams::default(), &rs).await {
                     let exists = matches!(&e, kube::Error::Api(s) if s.code == 409);
                     if !exists
@@ -1662,6 +1688,9 @@ async fn apply(
                     }
                     return Err(write(format!("creating ReplicaSet {name}"), e));
                 }
+                if replicas > 0 {
+                    scaled_event(ctx, d, &name, 0, replicas);
+                }
             }
             Action::UpdateReplicaSet(rs) => {
                 let name = rs.metadata.name.clone().unwrap_or_default();
@@ -1669,6 +1698,15 @@ async fn apply(
                     .replace(&name, &PostParams::default(), &rs)
                     .await
                     .map_err(|e| write(format!("updating ReplicaSet {name}"), e))?;
+                let old = before
+                    .iter()
+                    .find(|b| b.metadata.name == rs.metadata.name)
+                    .map(|b| rs_replicas(b));
+                if let Some(old) = old
+                    && old != rs_replicas(&rs)
+                {
+                    scaled_event(ctx, d, &name, old, rs_replicas(&rs));
+                }
             }
             Action::DeleteReplicaSet(name, uid) => {
                 let dp = DeleteParams {

@@ -12,6 +12,7 @@
 //! twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use berth_api::selectors::SelectorError;
@@ -27,11 +28,14 @@ use crate::Context;
 use crate::informer::{self, Change, Informer, Watched};
 use crate::pods::{self, Expectations};
 use crate::queue::{self, Key, Next, Queue};
+use crate::workload;
 
 /// The most pods one sync creates or deletes (Kubernetes' `BurstReplicas`).
 pub const BURST_REPLICAS: usize = 500;
 /// The condition reported when pods cannot be created or deleted.
 pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+/// The component named in the controller's events.
+const COMPONENT: &str = "replicaset-controller";
 /// How many ReplicaSets are reconciled at once.
 const WORKERS: usize = 5;
 
@@ -445,7 +449,7 @@ async fn reconcile(state: &State, key: &Key) -> Result<Next, ReplicaSetError> {
     let manage_error = match &plan.manage {
         Manage::Nothing => None,
         Manage::Create(n) => create_pods(state, key, &rs, &pods_api, *n).await,
-        Manage::Delete(victims) => delete_pods(state, key, &pods_api, victims).await,
+        Manage::Delete(victims) => delete_pods(state, key, &rs, &pods_api, victims).await,
     };
 
     let status = replicaset_status(&rs, &plan.owned, manage_error.as_deref(), now);
@@ -573,17 +577,33 @@ async fn create_pods(
     let mut pod = pods::pod_from_template(template, &key.namespace, pods::controller_ref(rs));
     pod.metadata.generate_name = Some(pods::generate_name_prefix(&key.name));
     let pod = &pod;
-    let (created, err) =
-        pods::slow_start_batch(n, pods::SLOW_START_INITIAL_BATCH, |_| async move {
-            match api.create(&PostParams::default(), pod).await {
-                Ok(_) => Ok(true),
-                Err(e) if namespace_terminating(&e) => Ok(false),
-                Err(e) => Err(e),
+    let created = AtomicUsize::new(0);
+    let created_ref = &created;
+    let (_, err) = pods::slow_start_batch(n, pods::SLOW_START_INITIAL_BATCH, |_| async move {
+        match api.create(&PostParams::default(), pod).await {
+            Ok(p) => {
+                created_ref.fetch_add(1, AtomicOrdering::Relaxed);
+                let name = p.metadata.name.unwrap_or_default();
+                event(
+                    &state.ctx,
+                    rs,
+                    "Normal",
+                    "SuccessfulCreate",
+                    format!("Created pod: {name}"),
+                );
+                Ok(())
             }
-        })
-        .await;
-    // Creates that failed or never started will not show up in the cache.
-    for _ in created..n {
+            Err(e) if namespace_terminating(&e) => Ok(()),
+            Err(e) => {
+                let message = format!("Error creating: {}", api_message(&e));
+                event(&state.ctx, rs, "Warning", "FailedCreate", message);
+                Err(e)
+            }
+        }
+    })
+    .await;
+    // Creates that failed, were refused or never started will not show up in the cache.
+    for _ in created.load(AtomicOrdering::Relaxed)..n {
         state.expectations.creation_observed(key);
     }
     err.map(|e| {
@@ -592,10 +612,27 @@ async fn create_pods(
     })
 }
 
+/// Records an event about `rs` without waiting for it (events are best effort).
+fn event(
+    ctx: &Context,
+    rs: &ReplicaSet,
+    type_: &'static str,
+    reason: &'static str,
+    message: String,
+) {
+    let client = ctx.client.clone();
+    let now = ctx.clock.now();
+    let regarding = workload::object_ref(rs);
+    tokio::spawn(async move {
+        workload::record_event(&client, COMPONENT, now, regarding, type_, reason, message).await;
+    });
+}
+
 /// Deletes `victims` concurrently; the message of the first failure, if any.
 async fn delete_pods(
     state: &State,
     key: &Key,
+    rs: &ReplicaSet,
     api: &Api<Pod>,
     victims: &[Arc<Pod>],
 ) -> Option<String> {
@@ -617,8 +654,15 @@ async fn delete_pods(
     .await;
     let mut first = None;
     for (p, r) in results {
+        let name = p.metadata.name.as_deref().unwrap_or_default();
         match r {
-            Ok(_) => {}
+            Ok(_) => event(
+                &state.ctx,
+                rs,
+                "Normal",
+                "SuccessfulDelete",
+                format!("Deleted pod: {name}"),
+            ),
             // Gone already, or replaced by another of the same name: nothing left to delete.
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
                 state
@@ -629,7 +673,15 @@ async fn delete_pods(
                 state
                     .expectations
                     .deletion_observed(key, &pods::object_key(&p.metadata));
-                first.get_or_insert_with(|| api_message(&e));
+                let message = api_message(&e);
+                event(
+                    &state.ctx,
+                    rs,
+                    "Warning",
+                    "FailedDelete",
+                    format!("Error deleting: {message}"),
+                );
+                first.get_or_insert(message);
             }
         }
     }
