@@ -37,7 +37,7 @@ use crate::Context;
 use crate::informer::{self, Change};
 use crate::pods::{self, POD_TEMPLATE_HASH};
 use crate::queue::{self, Key, Next, Queue};
-use crate::replicaset::{api_message, seconds, wait_ready};
+use crate::replicaset::{api_message, seconds};
 use crate::workload;
 
 /// The rollout sequence number of a ReplicaSet, and of the Deployment (its newest).
@@ -1409,9 +1409,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         async move {
-            wait_ready(&deployments).await;
-            wait_ready(&replicasets).await;
-            wait_ready(&pod_informer).await;
+            deployments.ready().await;
+            replicasets.ready().await;
+            pod_informer.ready().await;
             let all = |queue: &Queue<Key>| {
                 for d in deployments.list() {
                     queue.add(Key::of(d.as_ref()));

@@ -285,8 +285,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let state = Arc::clone(&state);
         let mut shutdown = shutdown.clone();
         async move {
-            wait_ready(&replicasets).await;
-            wait_ready(&pod_informer).await;
+            replicasets.ready().await;
+            pod_informer.ready().await;
             let all = |queue: &Queue<Key>| {
                 for rs in replicasets.list() {
                     queue.add(Key::of(rs.as_ref()));
@@ -320,13 +320,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     tokio::join!(feed, worker);
 }
 
-/// Waits until the informer's first list is in. The cache's readiness wakes only the last of
-/// several concurrent waiters, so the wait is polled again every so often.
+/// Waits until the informer's first list is in. Some controllers call this; it is the same as
+/// [`Informer::ready`], which now wakes every waiter.
 pub(crate) async fn wait_ready<K: Watched>(informer: &Informer<K>) {
-    while tokio::time::timeout(Duration::from_millis(200), informer.ready())
-        .await
-        .is_err()
-    {}
+    informer.ready().await;
 }
 
 /// The ReplicaSet (by key) that controls `pod`, if it is in the cache.
