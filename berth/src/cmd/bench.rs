@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Store(StoreArgs),
     /// Pod start latency on a node, beside the same containers made straight through Docker.
     Pods(crate::cmd::bench_pods::PodsArgs),
+    /// The placement core alone on synthetic nodes and pods, on one thread.
+    Scheduler(crate::cmd::bench_scheduler::SchedulerArgs),
     /// Pods bound per second through the API, end to end (scheduler and API server).
     Scheduling(crate::cmd::bench_scheduling::SchedulingArgs),
 }
@@ -83,6 +85,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Api(args) => api(args).await,
         BenchCommand::Store(args) => store(args).await,
         BenchCommand::Pods(args) => crate::cmd::bench_pods::run(args).await,
+        BenchCommand::Scheduler(args) => crate::cmd::bench_scheduler::run(args),
         BenchCommand::Scheduling(args) => crate::cmd::bench_scheduling::run(args).await,
     }
 }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod bench;
 pub mod bench_pods;
+pub mod bench_scheduler;
 pub mod bench_scheduling;
 pub mod controllers;
 pub mod server;
