@@ -413,7 +413,9 @@ impl Loop {
         };
         tracing::debug!(error = %e, "bind failed");
         // Whatever happened, the pod is not where it was assumed; the informer says where it is.
-        if self.assumed.remove(&b.key).is_some() {
+        // (A pod of the same name created since is another pod, with its own assumption.)
+        if self.assumed.get(&b.key) == Some(&b.uid) {
+            self.assumed.remove(&b.key);
             self.snap.forget(&b.uid);
         }
         let pods = self.ctx.informers.get::<Pod>();
