@@ -586,6 +586,13 @@ impl<K: Clone + Eq + Hash> Expectations<K> {
     pub fn forget(&self, key: &K) {
         self.lock().remove(key);
     }
+
+    /// Forgets everything: the cache was filled afresh from a list (or changes were missed),
+    /// so the observations the expectations wait for may never come; the fresh cache is the
+    /// truth now.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -403,6 +403,9 @@ fn pod_changed(state: &State, queue: &Queue<Key>, change: Change<Pod>) {
         }
         Change::Deleted(pod) => deleted(&pod),
         Change::Resynced => {
+            // Pods listed afresh are not announced one by one: what the expectations wait
+            // for may never be seen, and the fresh cache is the truth.
+            state.expectations.clear();
             for rs in ctx.informers.get::<ReplicaSet>().list() {
                 queue.add(Key::of(rs.as_ref()));
             }

@@ -266,6 +266,14 @@ async fn expectations_hold_until_observed_or_lapsed() {
     assert!(e.satisfied(&"rs"), "lapsed");
     e.forget(&"rs");
     assert!(e.satisfied(&"rs"));
+
+    e.expect_creations("a", 1);
+    e.expect_deletions("b", ["default/x".to_owned()]);
+    e.clear();
+    assert!(
+        e.satisfied(&"a") && e.satisfied(&"b"),
+        "a relist clears everything"
+    );
 }
 
 #[test]
