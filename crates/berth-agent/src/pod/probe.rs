@@ -245,6 +245,16 @@ pub struct ProbeResults {
 }
 
 impl ProbeResults {
+    /// The verdicts before any probe of `container` ran: not started while it has a startup
+    /// probe, not ready while it has a readiness probe.
+    pub fn initial(container: &Container) -> Self {
+        Self {
+            has_startup: container.startup_probe.is_some(),
+            has_readiness: container.readiness_probe.is_some(),
+            ..Self::default()
+        }
+    }
+
     /// Whether the container counts as started.
     pub fn started(&self) -> bool {
         !self.has_startup || self.startup == Some(true)
@@ -289,11 +299,7 @@ impl Prober {
         wake: Arc<Notify>,
         on_failure: FailureHook,
     ) -> Self {
-        let results = Arc::new(Mutex::new(ProbeResults {
-            has_startup: container.startup_probe.is_some(),
-            has_readiness: container.readiness_probe.is_some(),
-            ..ProbeResults::default()
-        }));
+        let results = Arc::new(Mutex::new(ProbeResults::initial(&container)));
         let any = container.startup_probe.is_some()
             || container.readiness_probe.is_some()
             || container.liveness_probe.is_some();

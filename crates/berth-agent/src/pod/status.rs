@@ -134,7 +134,10 @@ fn container_status(input: &StatusInput<'_>, spec: &Container, init: bool) -> Co
     });
     match &cur.state {
         EngineState::Running { started_at } => {
-            let results = probes.cloned().unwrap_or_default();
+            // No prober yet (the container has just started): nothing was probed.
+            let results = probes
+                .cloned()
+                .unwrap_or_else(|| ProbeResults::initial(spec));
             st.state = Some(ContainerState {
                 running: Some(ContainerStateRunning {
                     started_at: started_at.map(Time),
@@ -437,6 +440,25 @@ mod tests {
             .unwrap()
             .status
             .clone()
+    }
+
+    #[test]
+    fn a_container_not_yet_probed_is_not_ready_when_it_has_a_readiness_probe() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{
+            "name": "a", "image": "busybox:1",
+            "readinessProbe": {"exec": {"command": ["false"]}},
+            "startupProbe": {"exec": {"command": ["true"]}},
+        }]}}));
+        let obs = Observed {
+            sandbox: Some(container("POD", 0, running())),
+            containers: BTreeMap::from([("a".into(), vec![container("a", 0, running())])]),
+        };
+        // Just started: no prober has reported yet.
+        let s = status(&p, &obs, &BTreeMap::new());
+        assert_eq!(cond(&s, "Ready"), "False");
+        let cs = &s.container_statuses.unwrap()[0];
+        assert!(!cs.ready);
+        assert_eq!(cs.started, Some(false));
     }
 
     #[test]
