@@ -169,7 +169,10 @@ fn containers_share_localhost_and_pods_reach_each_other_by_ip() {
     };
     apply(
         &s,
-        &web("pa", &format!("{{containerPort: 8080, hostPort: {host_port}}}")),
+        &web(
+            "pa",
+            &format!("{{containerPort: 8080, hostPort: {host_port}}}"),
+        ),
     );
     apply(&s, &web("pb", "{containerPort: 8080}"));
     let a = wait_pod(&s, "pa", Duration::from_secs(60), running_and_ready);
