@@ -28,7 +28,6 @@ use tokio::sync::watch;
 use crate::Context;
 use crate::informer::{self, Change};
 use crate::queue::{self, Key, Next, Queue};
-use crate::replicaset::wait_ready;
 
 /// How long an eviction recorded in `disruptedPods` keeps its pod out of the healthy count
 /// while the pod is not yet being deleted (Kubernetes' `DeletionTimeout`).
@@ -380,11 +379,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         async move {
-            wait_ready(&pdbs).await;
-            wait_ready(&pods).await;
-            wait_ready(&rss).await;
-            wait_ready(&deployments).await;
-            wait_ready(&sets).await;
+            pdbs.ready().await;
+            pods.ready().await;
+            rss.ready().await;
+            deployments.ready().await;
+            sets.ready().await;
             let all = |queue: &Queue<Key>| {
                 for b in pdbs.list() {
                     queue.add(Key::of(b.as_ref()));

@@ -26,7 +26,6 @@ use tokio::sync::watch;
 use crate::Context;
 use crate::informer::{self, Change};
 use crate::queue::{self, Key, Next, Queue};
-use crate::replicaset::wait_ready;
 
 /// The label marking the Endpoints (and EndpointSlices) of a headless Service.
 pub const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
@@ -417,9 +416,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         async move {
-            wait_ready(&services).await;
-            wait_ready(&pods).await;
-            wait_ready(&endpoints).await;
+            services.ready().await;
+            pods.ready().await;
+            endpoints.ready().await;
             let all = |queue: &Queue<Key>| {
                 for s in services.list() {
                     if manages(&s) {

@@ -29,7 +29,6 @@ use crate::endpoints::{
 };
 use crate::informer::{self, Change};
 use crate::queue::{self, Key, Next, Queue};
-use crate::replicaset::wait_ready;
 
 /// The label naming a slice's Service.
 pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -402,10 +401,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         async move {
-            wait_ready(&services).await;
-            wait_ready(&pods).await;
-            wait_ready(&slices).await;
-            wait_ready(&nodes).await;
+            services.ready().await;
+            pods.ready().await;
+            slices.ready().await;
+            nodes.ready().await;
             let all = |queue: &Queue<Key>| {
                 for s in services.list() {
                     queue.add(Key::of(s.as_ref()));

@@ -35,7 +35,6 @@ use tokio::sync::watch;
 use crate::Context;
 use crate::informer::{self, Change};
 use crate::queue::{self, Next, Queue};
-use crate::replicaset::wait_ready;
 
 /// The default node monitor grace period. The agent renews its Lease every 2 s; an agent
 /// paused (SIGSTOP) for 2.5 s right before a renewal leaves a gap of at most 4.5 s, which stays
@@ -452,9 +451,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         async move {
-            wait_ready(&nodes).await;
-            wait_ready(&leases).await;
-            wait_ready(&pods).await;
+            nodes.ready().await;
+            leases.ready().await;
+            pods.ready().await;
             let all = |queue: &Queue<String>| {
                 for n in nodes.list() {
                     queue.add(n.metadata.name.clone().unwrap_or_default());

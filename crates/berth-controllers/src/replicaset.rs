@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change, Informer, Watched};
+use crate::informer::{self, Change};
 use crate::pods::{self, Expectations};
 use crate::queue::{self, Key, Next, Queue};
 use crate::workload;
@@ -318,12 +318,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         })
     };
     tokio::join!(feed, worker);
-}
-
-/// Waits until the informer's first list is in. Some controllers call this; it is the same as
-/// [`Informer::ready`], which now wakes every waiter.
-pub(crate) async fn wait_ready<K: Watched>(informer: &Informer<K>) {
-    informer.ready().await;
 }
 
 /// The ReplicaSet (by key) that controls `pod`, if it is in the cache.
