@@ -48,10 +48,12 @@ def main():
     # list with a label selector
     even = core.list_namespaced_config_map(ns, label_selector="parity=even")
     check(sorted(c.metadata.name for c in even.items) == ["cm-0", "cm-2", "cm-4"], "label selector")
-    page = core.list_namespaced_config_map(ns, limit=2)
+    # (by label: the namespace also holds the kube-root-ca.crt ConfigMap a controller adds)
+    page = core.list_namespaced_config_map(ns, label_selector="parity", limit=2)
     check(len(page.items) == 2 and page.metadata._continue, "limit gives a continue token")
-    rest = core.list_namespaced_config_map(ns, limit=10, _continue=page.metadata._continue)
-    check(len(rest.items) == 3, "continue returns the rest")
+    rest = core.list_namespaced_config_map(ns, label_selector="parity", limit=10, _continue=page.metadata._continue)
+    names = sorted(c.metadata.name for c in page.items + rest.items)
+    check(names == ["cm-%d" % i for i in range(5)], "continue returns the rest: %r" % names)
 
     # patch: a dict is a strategic merge patch; a list is a JSON patch
     core.patch_namespaced_config_map("cm-1", ns, {"data": {"extra": "yes"}})

@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::pods;
 use crate::queue::{self, Key, Next, Queue};
 use crate::workload;
@@ -446,51 +446,30 @@ fn history(cj: &CronJob, jobs: &[&Job], out: &mut Plan) {
 pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let cronjobs = ctx.informers.get::<CronJob>();
     let jobs = ctx.informers.get::<Job>();
-    let mut cj_changes = cronjobs.subscribe();
-    let mut job_changes = jobs.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || cronjobs.queue_all(&queue);
+            let follow_cronjobs = cronjobs.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                Change::Deleted(_) => {}
+                Change::Resynced => all(),
+            });
+            let follow_jobs = jobs.follow(&shutdown, |c| match c {
+                Change::Applied { new: j, .. } | Change::Deleted(j) => {
+                    if let Some(k) = workload::owner_key::<CronJob>(&j.metadata) {
+                        queue.add(k);
+                    }
+                }
+                Change::Resynced => all(),
+            });
             cronjobs.ready().await;
             jobs.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for c in cronjobs.list() {
-                    queue.add(Key::of(c.as_ref()));
-                }
-            };
-            all(&queue);
-            let owner = |j: &Job| {
-                let r = pods::controller_of(&j.metadata)?;
-                (r.kind == "CronJob").then(|| {
-                    Key::new(
-                        j.metadata.namespace.clone().unwrap_or_default(),
-                        r.name.clone(),
-                    )
-                })
-            };
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut cj_changes) => match c {
-                        Some(Change::Applied { new, .. }) => queue.add(Key::of(new.as_ref())),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut job_changes) => match c {
-                        Some(Change::Applied { new: j, .. } | Change::Deleted(j)) => {
-                            if let Some(k) = owner(&j) {
-                                queue.add(k);
-                            }
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(follow_cronjobs, follow_jobs);
         }
     };
     let worker = {

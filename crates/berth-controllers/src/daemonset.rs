@@ -21,14 +21,13 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodTemplateSpec, Taint, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::pods;
 use crate::queue::{self, Key, Next, Queue};
 use crate::revision::{self, UpdateRevision};
@@ -641,9 +640,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let pods_inf = ctx.informers.get::<Pod>();
     let nodes = ctx.informers.get::<Node>();
     let revs = ctx.informers.get::<ControllerRevision>();
-    let mut set_changes = sets.subscribe();
-    let mut pod_changes = pods_inf.subscribe();
-    let mut node_changes = nodes.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
     let fresh = Arc::new(Freshness::new());
     let backoff = Arc::new(FailedBackoff::default());
@@ -651,77 +647,59 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let feed = {
         let queue = Arc::clone(&queue);
         let fresh = Arc::clone(&fresh);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || sets.queue_all(&queue);
+            let follow_sets = sets.follow(&shutdown, |c| {
+                fresh.observe_change("DaemonSet", &c, &sets);
+                match c {
+                    Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                    Change::Deleted(s) => fresh.forget(&Key::of(s.as_ref())),
+                    Change::Resynced => all(),
+                }
+            });
+            let follow_pods = pods_inf.follow(&shutdown, |c| {
+                fresh.observe_change("Pod", &c, &pods_inf);
+                match c {
+                    Change::Applied { new: p, .. } => {
+                        match workload::owner_key::<DaemonSet>(&p.metadata) {
+                            Some(k) => queue.add(k),
+                            // An orphan may be adopted.
+                            None if pods::controller_of(&p.metadata).is_none() => sets
+                                .filter(|s| s.metadata.namespace == p.metadata.namespace)
+                                .iter()
+                                .for_each(|s| queue.add(Key::of(s.as_ref()))),
+                            None => {}
+                        }
+                    }
+                    Change::Deleted(p) => {
+                        if let Some(k) = workload::owner_key::<DaemonSet>(&p.metadata) {
+                            queue.add(k);
+                        }
+                    }
+                    Change::Resynced => all(),
+                }
+            });
+            let follow_nodes = nodes.follow(&shutdown, |c| match c {
+                // A node's labels, taints or existence decide where daemon pods go.
+                Change::Applied { old, new } => {
+                    let relevant = old.as_ref().is_none_or(|o| {
+                        o.metadata.labels != new.metadata.labels
+                            || o.spec.as_ref().map(|s| &s.taints)
+                                != new.spec.as_ref().map(|s| &s.taints)
+                    });
+                    if relevant {
+                        all();
+                    }
+                }
+                Change::Deleted(_) | Change::Resynced => all(),
+            });
             sets.ready().await;
             pods_inf.ready().await;
             nodes.ready().await;
             revs.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for s in sets.list() {
-                    queue.add(Key::of(s.as_ref()));
-                }
-            };
-            all(&queue);
-            let by_owner = |meta: &ObjectMeta| {
-                let r = pods::controller_of(meta)?;
-                (r.kind == "DaemonSet")
-                    .then(|| Key::new(meta.namespace.clone().unwrap_or_default(), r.name.clone()))
-            };
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut set_changes) => match c {
-                        Some(Change::Applied { new, .. }) => {
-                            fresh.observe("DaemonSet", workload::rv(&new.metadata));
-                            queue.add(Key::of(new.as_ref()));
-                        }
-                        Some(Change::Deleted(s)) => fresh.forget(&Key::of(s.as_ref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { new: p, .. }) => {
-                            fresh.observe("Pod", workload::rv(&p.metadata));
-                            match by_owner(&p.metadata) {
-                                Some(k) => queue.add(k),
-                                None if pods::controller_of(&p.metadata).is_none() => sets
-                                    .list()
-                                    .iter()
-                                    .filter(|s| s.metadata.namespace == p.metadata.namespace)
-                                    .for_each(|s| queue.add(Key::of(s.as_ref()))),
-                                None => {}
-                            }
-                        }
-                        Some(Change::Deleted(p)) => {
-                            if let Some(k) = by_owner(&p.metadata) {
-                                queue.add(k);
-                            }
-                        }
-                        Some(Change::Resynced) => {
-                            let max = pods_inf.list().iter().map(|p| workload::rv(&p.metadata)).max();
-                            fresh.observe("Pod", max.unwrap_or(0));
-                            all(&queue);
-                        }
-                        None => return,
-                    },
-                    c = informer::recv(&mut node_changes) => match c {
-                        // A node's labels, taints or existence decide where daemon pods go.
-                        Some(Change::Applied { old, new }) => {
-                            let relevant = old.as_ref().is_none_or(|o| {
-                                o.metadata.labels != new.metadata.labels
-                                    || o.spec.as_ref().map(|s| &s.taints)
-                                        != new.spec.as_ref().map(|s| &s.taints)
-                            });
-                            if relevant {
-                                all(&queue);
-                            }
-                        }
-                        Some(Change::Deleted(_) | Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(follow_sets, follow_pods, follow_nodes);
         }
     };
     let worker = {

@@ -34,7 +34,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::pods::{self, POD_TEMPLATE_HASH};
 use crate::queue::{self, Key, Next, Queue};
 use crate::replicaset::{api_message, seconds};
@@ -1399,50 +1399,32 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let deployments = ctx.informers.get::<Deployment>();
     let replicasets = ctx.informers.get::<ReplicaSet>();
     let pod_informer = ctx.informers.get::<Pod>();
-    let mut d_changes = deployments.subscribe();
-    let mut rs_changes = replicasets.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
         let ctx = Arc::clone(&ctx);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let follow_deployments = deployments.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                Change::Deleted(_) => {}
+                Change::Resynced => deployments.queue_all(&queue),
+            });
+            let follow_sets = replicasets.follow(&shutdown, |c| rs_changed(&ctx, &queue, c));
+            let follow_pods = pod_informer.follow(&shutdown, |c| {
+                // A Recreate waits for the old pods to be gone.
+                if let Change::Deleted(pod) = c
+                    && let Some(key) = deployment_of_pod(&ctx, &pod)
+                {
+                    queue.add(key);
+                }
+            });
             deployments.ready().await;
             replicasets.ready().await;
             pod_informer.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for d in deployments.list() {
-                    queue.add(Key::of(d.as_ref()));
-                }
-            };
-            all(&queue);
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut d_changes) => match c {
-                        Some(Change::Applied { new, .. }) => queue.add(Key::of(new.as_ref())),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut rs_changes) => match c {
-                        Some(change) => rs_changed(&ctx, &queue, change),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        // A Recreate waits for the old pods to be gone.
-                        Some(Change::Deleted(pod)) => {
-                            if let Some(key) = deployment_of_pod(&ctx, &pod) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(_) => {}
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            deployments.queue_all(&queue);
+            tokio::join!(follow_deployments, follow_sets, follow_pods);
         }
     };
     let worker = {
@@ -1457,44 +1439,33 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
 
 /// The Deployment (by key) that controls `rs`, if it is in the cache.
 fn controlling_deployment(ctx: &Context, rs: &ReplicaSet) -> Option<Key> {
-    let r = pods::controller_of(&rs.metadata)?;
-    if r.kind != "Deployment" || !r.api_version.starts_with("apps/") {
-        return None;
-    }
-    let ns = rs.metadata.namespace.as_deref().unwrap_or("");
-    let d = ctx.informers.get::<Deployment>().get(ns, &r.name)?;
-    (d.metadata.uid.as_deref() == Some(r.uid.as_str())).then(|| Key::of(d.as_ref()))
+    let d = ctx
+        .informers
+        .get::<Deployment>()
+        .controller_of(&rs.metadata)?;
+    Some(Key::of(d.as_ref()))
 }
 
 /// The Deployment of the ReplicaSet that controls `pod`, for Recreate Deployments only.
 fn deployment_of_pod(ctx: &Context, pod: &Pod) -> Option<Key> {
-    let r = pods::controller_of(&pod.metadata)?;
-    if r.kind != "ReplicaSet" {
-        return None;
-    }
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    let rs = ctx.informers.get::<ReplicaSet>().get(ns, &r.name)?;
-    let key = controlling_deployment(ctx, &rs)?;
+    let rs = ctx
+        .informers
+        .get::<ReplicaSet>()
+        .controller_of(&pod.metadata)?;
     let d = ctx
         .informers
         .get::<Deployment>()
-        .get(&key.namespace, &key.name)?;
-    is_recreate(&d).then_some(key)
+        .controller_of(&rs.metadata)?;
+    is_recreate(&d).then(|| Key::of(d.as_ref()))
 }
 
 /// Queues every Deployment whose selector matches the orphan `rs`.
 fn queue_matching(ctx: &Context, queue: &Queue<Key>, rs: &ReplicaSet) {
-    let ns = rs.metadata.namespace.as_deref();
-    for d in ctx
-        .informers
+    ctx.informers
         .get::<Deployment>()
-        .filter(|d| d.metadata.namespace.as_deref() == ns)
-    {
-        let sel = pods::selector(d.spec.as_ref().map(|s| &s.selector));
-        if sel.is_ok_and(|s| pods::matches(&s, rs.metadata.labels.as_ref())) {
-            queue.add(Key::of(d.as_ref()));
-        }
-    }
+        .queue_selecting(queue, &rs.metadata, |d| {
+            d.spec.as_ref().map(|s| &s.selector)
+        });
 }
 
 fn rs_changed(ctx: &Context, queue: &Queue<Key>, change: Change<ReplicaSet>) {
@@ -1524,11 +1495,7 @@ fn rs_changed(ctx: &Context, queue: &Queue<Key>, change: Change<ReplicaSet>) {
                 queue.add(key);
             }
         }
-        Change::Resynced => {
-            for d in ctx.informers.get::<Deployment>().list() {
-                queue.add(Key::of(d.as_ref()));
-            }
-        }
+        Change::Resynced => ctx.informers.get::<Deployment>().queue_all(queue),
     }
 }
 

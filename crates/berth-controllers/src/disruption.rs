@@ -12,7 +12,7 @@
 //! the pure [`status_for`]; the reconciler reads the caches and writes the status when it
 //! differs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +20,13 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::queue::{self, Key, Next, Queue};
 
 /// How long an eviction recorded in `disruptedPods` keeps its pod out of the healthy count
@@ -340,26 +340,6 @@ fn scale_from_caches(ctx: &Context, owner: &OwnerReference, ns: &str) -> Option<
     }
 }
 
-/// The budgets of the pod's namespace that select it.
-fn budgets_selecting(ctx: &Context, pod: &Pod) -> Vec<Key> {
-    ctx.informers
-        .get::<PodDisruptionBudget>()
-        .filter(|b| pdb_selects(b, pod))
-        .iter()
-        .map(|b| Key::of(b.as_ref()))
-        .collect()
-}
-
-/// Every budget of a namespace.
-fn budgets_in(ctx: &Context, ns: Option<&str>) -> Vec<Key> {
-    ctx.informers
-        .get::<PodDisruptionBudget>()
-        .filter(|b| b.metadata.namespace.as_deref() == ns)
-        .iter()
-        .map(|b| Key::of(b.as_ref()))
-        .collect()
-}
-
 /// Runs until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let pdbs = ctx.informers.get::<PodDisruptionBudget>();
@@ -367,69 +347,52 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let rss = ctx.informers.get::<ReplicaSet>();
     let deployments = ctx.informers.get::<Deployment>();
     let sets = ctx.informers.get::<StatefulSet>();
-    let mut pdb_changes = pdbs.subscribe();
-    let mut pod_changes = pods.subscribe();
-    let mut rs_changes = rss.subscribe();
-    let mut dep_changes = deployments.subscribe();
-    let mut sts_changes = sets.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
-        let ctx = Arc::clone(&ctx);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || pdbs.queue_all(&queue);
+            // A workload's scale decides its budgets' expected pods.
+            let in_namespace = |meta: &ObjectMeta| {
+                pdbs.filter(|b| b.metadata.namespace == meta.namespace)
+                    .iter()
+                    .for_each(|b| queue.add(Key::of(b.as_ref())));
+            };
+            let follow_budgets = pdbs.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                Change::Deleted(_) => {}
+                Change::Resynced => all(),
+            });
+            let follow_pods = pods.follow(&shutdown, |c| {
+                pdbs.queue_selecting_change(&queue, c, pdb_selects, all);
+            });
+            let follow_sets = rss.follow(&shutdown, |c| match c {
+                Change::Applied { new: o, .. } | Change::Deleted(o) => in_namespace(&o.metadata),
+                Change::Resynced => all(),
+            });
+            let follow_deployments = deployments.follow(&shutdown, |c| match c {
+                Change::Applied { new: o, .. } | Change::Deleted(o) => in_namespace(&o.metadata),
+                Change::Resynced => all(),
+            });
+            let follow_statefulsets = sets.follow(&shutdown, |c| match c {
+                Change::Applied { new: o, .. } | Change::Deleted(o) => in_namespace(&o.metadata),
+                Change::Resynced => all(),
+            });
             pdbs.ready().await;
             pods.ready().await;
             rss.ready().await;
             deployments.ready().await;
             sets.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for b in pdbs.list() {
-                    queue.add(Key::of(b.as_ref()));
-                }
-            };
-            all(&queue);
-            let add =
-                |queue: &Queue<Key>, keys: Vec<Key>| keys.into_iter().for_each(|k| queue.add(k));
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut pdb_changes) => match c {
-                        Some(Change::Applied { new, .. }) => queue.add(Key::of(new.as_ref())),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { old, new }) => {
-                            let mut keys: BTreeSet<Key> = budgets_selecting(&ctx, &new).into_iter().collect();
-                            if let Some(old) = old {
-                                keys.extend(budgets_selecting(&ctx, &old));
-                            }
-                            add(&queue, keys.into_iter().collect());
-                        }
-                        Some(Change::Deleted(p)) => add(&queue, budgets_selecting(&ctx, &p)),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut rs_changes) => match c {
-                        Some(Change::Applied { new: o, .. } | Change::Deleted(o)) => add(&queue, budgets_in(&ctx, o.metadata.namespace.as_deref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut dep_changes) => match c {
-                        Some(Change::Applied { new: o, .. } | Change::Deleted(o)) => add(&queue, budgets_in(&ctx, o.metadata.namespace.as_deref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut sts_changes) => match c {
-                        Some(Change::Applied { new: o, .. } | Change::Deleted(o)) => add(&queue, budgets_in(&ctx, o.metadata.namespace.as_deref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(
+                follow_budgets,
+                follow_pods,
+                follow_sets,
+                follow_deployments,
+                follow_statefulsets
+            );
         }
     };
     let worker = {

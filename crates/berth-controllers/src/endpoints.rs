@@ -10,7 +10,7 @@
 //! changed. The pod selection and port resolution helpers here are shared with the
 //! EndpointSlice controller.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::queue::{self, Key, Next, Queue};
 
 /// The label marking the Endpoints (and EndpointSlices) of a headless Service.
@@ -390,43 +390,48 @@ pub fn normalize(subsets: Option<&[EndpointSubset]>) -> Vec<EndpointSubset> {
     out
 }
 
-/// The namespaces' services that select `pod`, as keys.
-fn services_selecting(ctx: &Context, pod: &Pod) -> Vec<Key> {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    ctx.informers
-        .get::<Service>()
-        .filter(|s| s.metadata.namespace.as_deref() == Some(ns) && selects(s, pod))
-        .iter()
-        .map(|s| Key::of(s.as_ref()))
-        .collect()
-}
-
 /// Runs until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let services = ctx.informers.get::<Service>();
     let pods = ctx.informers.get::<Pod>();
     let endpoints = ctx.informers.get::<Endpoints>();
-    let mut svc_changes = services.subscribe();
-    let mut pod_changes = pods.subscribe();
-    let mut ep_changes = endpoints.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
-        let ctx = Arc::clone(&ctx);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || {
+                for s in services.filter(manages) {
+                    queue.add(Key::of(s.as_ref()));
+                }
+            };
+            let follow_services = services.follow(&shutdown, |c| match c {
+                Change::Applied { new: s, .. } | Change::Deleted(s) => {
+                    queue.add(Key::of(s.as_ref()))
+                }
+                Change::Resynced => all(),
+            });
+            let follow_pods = pods.follow(&shutdown, |c| {
+                services.queue_selecting_change(&queue, c, selects, all);
+            });
+            let follow_endpoints = endpoints.follow(&shutdown, |c| match c {
+                // Someone changed or removed Endpoints this controller keeps.
+                Change::Applied { new: e, .. } | Change::Deleted(e) => {
+                    let key = Key::of(e.as_ref());
+                    if services
+                        .get(&key.namespace, &key.name)
+                        .is_some_and(|s| manages(&s))
+                    {
+                        queue.add(key);
+                    }
+                }
+                Change::Resynced => all(),
+            });
             services.ready().await;
             pods.ready().await;
             endpoints.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for s in services.list() {
-                    if manages(&s) {
-                        queue.add(Key::of(s.as_ref()));
-                    }
-                }
-            };
-            all(&queue);
+            all();
             // Endpoints left behind by Services deleted while no controller ran.
             for e in endpoints.list() {
                 let key = Key::of(e.as_ref());
@@ -434,42 +439,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                     queue.add(key);
                 }
             }
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut svc_changes) => match c {
-                        Some(Change::Applied { new, .. }) => queue.add(Key::of(new.as_ref())),
-                        Some(Change::Deleted(s)) => queue.add(Key::of(s.as_ref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { old, new }) => {
-                            let mut keys: BTreeSet<Key> = services_selecting(&ctx, &new).into_iter().collect();
-                            if let Some(old) = old {
-                                keys.extend(services_selecting(&ctx, &old));
-                            }
-                            keys.into_iter().for_each(|k| queue.add(k));
-                        }
-                        Some(Change::Deleted(p)) => {
-                            services_selecting(&ctx, &p).into_iter().for_each(|k| queue.add(k));
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut ep_changes) => match c {
-                        // Someone changed or removed Endpoints this controller keeps.
-                        Some(Change::Applied { new: e, .. } | Change::Deleted(e)) => {
-                            let key = Key::of(e.as_ref());
-                            if services.get(&key.namespace, &key.name).is_some_and(|s| manages(&s)) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            tokio::join!(follow_services, follow_pods, follow_endpoints);
         }
     };
     let worker = {

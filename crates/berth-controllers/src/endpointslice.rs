@@ -27,7 +27,7 @@ use crate::endpoints::{
     find_port, headless, manages, pod_ipv4, pod_ready, pod_ref, selects, sets_hostname,
     should_be_in_endpoints, terminating,
 };
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::queue::{self, Key, Next, Queue};
 
 /// The label naming a slice's Service.
@@ -369,15 +369,15 @@ pub fn is_managed(s: &EndpointSlice) -> bool {
         .is_some_and(|m| m == MANAGER)
 }
 
-/// The services of the pod's namespace that select it, as keys.
-fn services_selecting(ctx: &Context, pod: &Pod) -> Vec<Key> {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    ctx.informers
-        .get::<Service>()
-        .filter(|s| s.metadata.namespace.as_deref() == Some(ns) && selects(s, pod))
-        .iter()
-        .map(|s| Key::of(s.as_ref()))
-        .collect()
+/// The Service (by key) a managed slice belongs to.
+fn service_of(slice: &EndpointSlice) -> Option<Key> {
+    let name = slice.metadata.labels.as_ref()?.get(LABEL_SERVICE_NAME)?;
+    is_managed(slice).then(|| {
+        Key::new(
+            slice.metadata.namespace.clone().unwrap_or_default(),
+            name.clone(),
+        )
+    })
 }
 
 fn zone(node: &Node) -> Option<&String> {
@@ -390,84 +390,51 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let pods = ctx.informers.get::<Pod>();
     let slices = ctx.informers.get::<EndpointSlice>();
     let nodes = ctx.informers.get::<Node>();
-    let mut svc_changes = services.subscribe();
-    let mut pod_changes = pods.subscribe();
-    let mut slice_changes = slices.subscribe();
-    let mut node_changes = nodes.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
-        let ctx = Arc::clone(&ctx);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || services.queue_all(&queue);
+            let follow_services = services.follow(&shutdown, |c| match c {
+                Change::Applied { new: s, .. } | Change::Deleted(s) => {
+                    queue.add(Key::of(s.as_ref()))
+                }
+                Change::Resynced => all(),
+            });
+            let follow_pods = pods.follow(&shutdown, |c| {
+                services.queue_selecting_change(&queue, c, selects, all);
+            });
+            let follow_slices = slices.follow(&shutdown, |c| match c {
+                Change::Applied { new: s, .. } | Change::Deleted(s) => {
+                    if let Some(k) = service_of(&s) {
+                        queue.add(k);
+                    }
+                }
+                Change::Resynced => all(),
+            });
+            let follow_nodes = nodes.follow(&shutdown, |c| match c {
+                // A node's zone moves every endpoint on it.
+                Change::Applied {
+                    old: Some(old),
+                    new,
+                } if zone(&old) != zone(&new) => all(),
+                Change::Resynced => all(),
+                _ => {}
+            });
             services.ready().await;
             pods.ready().await;
             slices.ready().await;
             nodes.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for s in services.list() {
-                    queue.add(Key::of(s.as_ref()));
-                }
-            };
-            all(&queue);
+            all();
             // Slices left behind by Services deleted while no controller ran.
-            for s in slices.list() {
-                if let Some(name) = s
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_SERVICE_NAME))
-                    && is_managed(&s)
-                {
-                    queue.add(Key::new(
-                        s.metadata.namespace.clone().unwrap_or_default(),
-                        name.clone(),
-                    ));
-                }
-            }
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut svc_changes) => match c {
-                        Some(Change::Applied { new: s, .. } | Change::Deleted(s)) => queue.add(Key::of(s.as_ref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { old, new }) => {
-                            let mut keys: BTreeSet<Key> = services_selecting(&ctx, &new).into_iter().collect();
-                            if let Some(old) = old {
-                                keys.extend(services_selecting(&ctx, &old));
-                            }
-                            keys.into_iter().for_each(|k| queue.add(k));
-                        }
-                        Some(Change::Deleted(p)) => {
-                            services_selecting(&ctx, &p).into_iter().for_each(|k| queue.add(k));
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut slice_changes) => match c {
-                        Some(Change::Applied { new: s, .. } | Change::Deleted(s)) => {
-                            if is_managed(&s)
-                                && let Some(name) = s.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE_NAME))
-                            {
-                                queue.add(Key::new(s.metadata.namespace.clone().unwrap_or_default(), name.clone()));
-                            }
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut node_changes) => match c {
-                        // A node's zone moves every endpoint on it.
-                        Some(Change::Applied { old: Some(old), new }) if zone(&old) != zone(&new) => all(&queue),
-                        Some(Change::Resynced) => all(&queue),
-                        Some(_) => {}
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            slices
+                .list()
+                .iter()
+                .filter_map(|s| service_of(s))
+                .for_each(|k| queue.add(k));
+            tokio::join!(follow_services, follow_pods, follow_slices, follow_nodes);
         }
     };
     let worker = {

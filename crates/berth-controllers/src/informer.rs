@@ -9,16 +9,19 @@
 //! level-triggered controller does by queueing all its keys.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
+
+use crate::queue::{Key, Queue};
 
 /// How many changes a slow subscriber may fall behind before it is told to resync.
 const BUFFER: usize = 4096;
@@ -64,6 +67,101 @@ impl<K: Watched> Informer<K> {
     /// change falls between the two.
     pub fn subscribe(&self) -> broadcast::Receiver<Change<K>> {
         self.changes.subscribe()
+    }
+
+    /// Subscribes now and returns the loop that hands each change to `handle` until the informer
+    /// ends or `shutdown` fires. A controller builds its followers before it waits for the caches
+    /// and queues its keys, then runs them: nothing changes unseen in between.
+    pub fn follow<'a>(
+        &self,
+        shutdown: &watch::Receiver<bool>,
+        mut handle: impl FnMut(Change<K>) + Send + 'a,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        let mut changes = self.subscribe();
+        let mut shutdown = shutdown.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    c = recv(&mut changes) => match c {
+                        Some(c) => handle(c),
+                        None => return,
+                    },
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Queues the key of every cached object.
+    pub fn queue_all(&self, queue: &Queue<Key>) {
+        for o in self.store.state() {
+            queue.add(Key::of(o.as_ref()));
+        }
+    }
+
+    /// The highest resource version among the cached objects (0 when empty).
+    pub fn newest_version(&self) -> u64 {
+        self.store
+            .state()
+            .iter()
+            .map(|o| crate::workload::rv(o.meta()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The cached object that controls `meta`: its controller reference names this kind (in
+    /// this kind's API group) in `meta`'s namespace, with the uid the cache holds.
+    pub fn controller_of(&self, meta: &ObjectMeta) -> Option<Arc<K>> {
+        let r = crate::pods::controller_of(meta)?;
+        if !refers_to::<K>(r) {
+            return None;
+        }
+        let o = self.get(meta.namespace.as_deref().unwrap_or(""), &r.name)?;
+        (o.meta().uid.as_deref() == Some(r.uid.as_str())).then_some(o)
+    }
+
+    /// Queues every cached object in `child`'s namespace whose selector (as `selector_of` reads
+    /// it) matches `child`'s labels: the owners that may adopt an orphan.
+    pub fn queue_selecting(
+        &self,
+        queue: &Queue<Key>,
+        child: &ObjectMeta,
+        selector_of: impl Fn(&K) -> Option<&LabelSelector>,
+    ) {
+        let ns = child.namespace.as_deref();
+        for o in self.filter(|o| o.meta().namespace.as_deref() == ns) {
+            let sel = crate::pods::selector(selector_of(&o));
+            if sel.is_ok_and(|s| crate::pods::matches(&s, child.labels.as_ref())) {
+                queue.add(Key::of(o.as_ref()));
+            }
+        }
+    }
+
+    /// Queues the cached objects that `selects` a changed object as it was or as it is now (a
+    /// Service or a budget and a pod, say). A resync calls `all`.
+    pub fn queue_selecting_change<C>(
+        &self,
+        queue: &Queue<Key>,
+        change: Change<C>,
+        selects: impl Fn(&K, &C) -> bool,
+        all: impl Fn(),
+    ) {
+        let selecting = |c: &C| {
+            self.filter(|o| selects(o, c))
+                .into_iter()
+                .map(|o| Key::of(o.as_ref()))
+        };
+        match change {
+            Change::Applied { old, new } => {
+                let mut keys: BTreeSet<Key> = selecting(&new).collect();
+                if let Some(old) = old {
+                    keys.extend(selecting(&old));
+                }
+                keys.into_iter().for_each(|k| queue.add(k));
+            }
+            Change::Deleted(c) => selecting(&c).for_each(|k| queue.add(k)),
+            Change::Resynced => all(),
+        }
     }
 
     /// Waits until the first list has filled the cache. Any number of tasks may wait at once.
@@ -189,6 +287,19 @@ async fn watch_loop<K: Watched>(
             }
         }
     }
+}
+
+/// Whether the owner reference `r` names an object of kind `K`, in `K`'s API group.
+pub fn refers_to<K: Resource<DynamicType = ()>>(r: &OwnerReference) -> bool {
+    let group = K::group(&());
+    let in_group = if group.is_empty() {
+        !r.api_version.contains('/')
+    } else {
+        r.api_version
+            .strip_prefix(group.as_ref())
+            .is_some_and(|v| v.starts_with('/'))
+    };
+    r.kind == K::kind(&()) && in_group
 }
 
 /// Receives the next change, turning a lag into [`Change::Resynced`]. `None` once the informer

@@ -28,7 +28,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::pods;
 use crate::queue::{self, Key, Next, Queue};
 use crate::workload::{self, Freshness};
@@ -752,69 +752,47 @@ pub fn new_pod(job: &Job, index: Option<i32>) -> Pod {
 pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let jobs = ctx.informers.get::<Job>();
     let pods = ctx.informers.get::<Pod>();
-    let mut job_changes = jobs.subscribe();
-    let mut pod_changes = pods.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
     let exp = Arc::new(Freshness::new());
 
     let feed = {
         let queue = Arc::clone(&queue);
         let exp = Arc::clone(&exp);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || {
+                jobs.queue_all(&queue);
+                pods.list()
+                    .iter()
+                    .filter_map(|p| owner_key(p))
+                    .for_each(|k| queue.add(k));
+            };
+            let follow_jobs = jobs.follow(&shutdown, |c| {
+                exp.observe_change("Job", &c, &jobs);
+                match c {
+                    Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                    Change::Deleted(j) => {
+                        exp.forget(&Key::of(j.as_ref()));
+                        queue.add(Key::of(j.as_ref()));
+                    }
+                    Change::Resynced => all(),
+                }
+            });
+            let follow_pods = pods.follow(&shutdown, |c| {
+                exp.observe_change("Pod", &c, &pods);
+                match c {
+                    Change::Applied { new: p, .. } | Change::Deleted(p) => {
+                        if let Some(k) = owner_key(&p) {
+                            queue.add(k);
+                        }
+                    }
+                    Change::Resynced => all(),
+                }
+            });
             jobs.ready().await;
             pods.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for j in jobs.list() {
-                    queue.add(Key::of(j.as_ref()));
-                }
-                for p in pods.list() {
-                    if let Some(k) = owner_key(&p) {
-                        queue.add(k);
-                    }
-                }
-            };
-            all(&queue);
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut job_changes) => match c {
-                        Some(Change::Applied { new, .. }) => {
-                            exp.observe("Job", workload::rv(&new.metadata));
-                            queue.add(Key::of(new.as_ref()));
-                        }
-                        Some(Change::Deleted(j)) => {
-                            exp.forget(&Key::of(j.as_ref()));
-                            queue.add(Key::of(j.as_ref()));
-                        }
-                        Some(Change::Resynced) => {
-                            let max = jobs.list().iter().map(|j| workload::rv(&j.metadata)).max();
-                            exp.observe("Job", max.unwrap_or(0));
-                            all(&queue);
-                        }
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { new: p, .. }) => {
-                            exp.observe("Pod", workload::rv(&p.metadata));
-                            if let Some(k) = owner_key(&p) {
-                                queue.add(k);
-                            }
-                        }
-                        Some(Change::Deleted(p)) => {
-                            if let Some(k) = owner_key(&p) {
-                                queue.add(k);
-                            }
-                        }
-                        Some(Change::Resynced) => {
-                            let max = pods.list().iter().map(|p| workload::rv(&p.metadata)).max();
-                            exp.observe("Pod", max.unwrap_or(0));
-                            all(&queue);
-                        }
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(follow_jobs, follow_pods);
         }
     };
     let worker = {
@@ -830,13 +808,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
 
 /// The Job key of a pod's controlling owner, when that is a Job.
 fn owner_key(pod: &Pod) -> Option<Key> {
-    let r = pods::controller_of(&pod.metadata)?;
-    (r.kind == "Job" && r.api_version.starts_with("batch/")).then(|| {
-        Key::new(
-            pod.metadata.namespace.clone().unwrap_or_default(),
-            r.name.clone(),
-        )
-    })
+    workload::owner_key::<Job>(&pod.metadata)
 }
 
 fn api_err(action: &'static str, key: &Key) -> impl FnOnce(kube::Error) -> JobError + use<> {

@@ -33,7 +33,7 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::queue::{self, Next, Queue};
 
 /// The default node monitor grace period. The agent renews its Lease every 2 s; an agent
@@ -435,8 +435,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let nodes = ctx.informers.get::<Node>();
     let leases = ctx.informers.get::<Lease>();
     let pods = ctx.informers.get::<Pod>();
-    let mut node_changes = nodes.subscribe();
-    let mut lease_changes = leases.subscribe();
     let queue: Arc<Queue<String>> = Queue::new();
     let seen = Arc::new(Observations::default());
     let period = ctx
@@ -449,12 +447,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let nodes = Arc::clone(&nodes);
         let seen = Arc::clone(&seen);
         let ctx = Arc::clone(&ctx);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
-            nodes.ready().await;
-            leases.ready().await;
-            pods.ready().await;
-            let all = |queue: &Queue<String>| {
+            let all = || {
                 for n in nodes.list() {
                     queue.add(n.metadata.name.clone().unwrap_or_default());
                 }
@@ -464,44 +459,37 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                 let lease = leases.get(LEASE_NAMESPACE, name);
                 seen.observe(node, lease.as_deref(), ctx.clock.now());
             };
+            let follow_nodes = nodes.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => {
+                    observe(&new);
+                    queue.add(new.metadata.name.clone().unwrap_or_default());
+                }
+                Change::Deleted(n) => seen.forget(n.metadata.name.as_deref().unwrap_or_default()),
+                Change::Resynced => all(),
+            });
+            let follow_leases = leases.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => {
+                    if new.metadata.namespace.as_deref() == Some(LEASE_NAMESPACE) {
+                        let name = new.metadata.name.clone().unwrap_or_default();
+                        if let Some(node) = nodes.get("", &name) {
+                            observe(&node);
+                            queue.add(name);
+                        }
+                    }
+                }
+                Change::Deleted(_) => {}
+                Change::Resynced => all(),
+            });
+            // Leases are not announced when they lapse: every node is looked at each period.
+            let ticks = queue::every(period, &shutdown, all);
+            nodes.ready().await;
+            leases.ready().await;
+            pods.ready().await;
             for n in nodes.list() {
                 observe(&n);
             }
-            all(&queue);
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => all(&queue),
-                    c = informer::recv(&mut node_changes) => match c {
-                        Some(Change::Applied { new, .. }) => {
-                            observe(&new);
-                            queue.add(new.metadata.name.clone().unwrap_or_default());
-                        }
-                        Some(Change::Deleted(n)) => {
-                            let name = n.metadata.name.clone().unwrap_or_default();
-                            seen.forget(&name);
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut lease_changes) => match c {
-                        Some(Change::Applied { new, .. }) => {
-                            if new.metadata.namespace.as_deref() == Some(LEASE_NAMESPACE) {
-                                let name = new.metadata.name.clone().unwrap_or_default();
-                                if let Some(node) = nodes.get("", &name) {
-                                    observe(&node);
-                                    queue.add(name);
-                                }
-                            }
-                        }
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(follow_nodes, follow_leases, ticks);
         }
     };
     let worker = {

@@ -193,6 +193,20 @@ pub enum Next {
     After(Duration),
 }
 
+/// Calls `f` every `period` (the first time one period from now) until `shutdown`: the
+/// periodic pass of a controller over state that changes without an event.
+pub async fn every(period: Duration, shutdown: &watch::Receiver<bool>, f: impl Fn()) {
+    let mut shutdown = shutdown.clone();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => f(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Runs `workers` loops that take keys from `queue` and reconcile them until `shutdown`.
 /// A failed reconcile is retried with back-off; its error is logged under `controller`.
 pub async fn run_workers<T, E, F, Fut>(
@@ -245,6 +259,26 @@ pub async fn run_workers<T, E, F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn every_calls_after_each_period_until_shutdown() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let (stop, shutdown) = watch::channel(false);
+        let count = || calls.load(std::sync::atomic::Ordering::SeqCst);
+        let ticking = every(Duration::from_secs(2), &shutdown, || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let watching = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(count(), 0, "not at once");
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            assert_eq!(count(), 2);
+            stop.send(true).unwrap();
+        };
+        tokio::join!(ticking, watching);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(count(), 2, "nothing after shutdown");
+    }
 
     #[tokio::test]
     async fn a_key_queued_twice_is_handed_out_once() {

@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::pods::{self, Expectations};
 use crate::queue::{self, Key, Next, Queue};
 use crate::workload;
@@ -272,8 +272,6 @@ struct State {
 pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let replicasets = ctx.informers.get::<ReplicaSet>();
     let pod_informer = ctx.informers.get::<Pod>();
-    let mut rs_changes = replicasets.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
     let state = Arc::new(State {
         ctx: Arc::clone(&ctx),
@@ -283,31 +281,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let feed = {
         let queue = Arc::clone(&queue);
         let state = Arc::clone(&state);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let follow_sets = replicasets.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                Change::Deleted(rs) => state.expectations.forget(&Key::of(rs.as_ref())),
+                Change::Resynced => replicasets.queue_all(&queue),
+            });
+            let follow_pods = pod_informer.follow(&shutdown, |c| pod_changed(&state, &queue, c));
             replicasets.ready().await;
             pod_informer.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for rs in replicasets.list() {
-                    queue.add(Key::of(rs.as_ref()));
-                }
-            };
-            all(&queue);
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut rs_changes) => match c {
-                        Some(Change::Applied { new, .. }) => queue.add(Key::of(new.as_ref())),
-                        Some(Change::Deleted(rs)) => state.expectations.forget(&Key::of(rs.as_ref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(change) => pod_changed(&state, &queue, change),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            replicasets.queue_all(&queue);
+            tokio::join!(follow_sets, follow_pods);
         }
     };
     let worker = {
@@ -322,31 +307,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
 
 /// The ReplicaSet (by key) that controls `pod`, if it is in the cache.
 fn controlling_rs(ctx: &Context, pod: &Pod) -> Option<Key> {
-    let r = pods::controller_of(&pod.metadata)?;
-    if r.kind != "ReplicaSet" || !r.api_version.starts_with("apps/") {
-        return None;
-    }
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    let rs = ctx.informers.get::<ReplicaSet>().get(ns, &r.name)?;
-    (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then(|| Key::of(rs.as_ref()))
+    let rs = ctx
+        .informers
+        .get::<ReplicaSet>()
+        .controller_of(&pod.metadata)?;
+    Some(Key::of(rs.as_ref()))
 }
 
 /// Queues every ReplicaSet whose selector matches the orphan `pod`.
 fn queue_matching(ctx: &Context, queue: &Queue<Key>, pod: &Pod) {
-    let ns = pod.metadata.namespace.as_deref();
-    for rs in ctx
-        .informers
+    ctx.informers
         .get::<ReplicaSet>()
-        .filter(|rs| rs.metadata.namespace.as_deref() == ns)
-    {
-        let sel = pods::selector(rs.spec.as_ref().map(|s| &s.selector));
-        if sel.is_ok_and(|s| pods::matches(&s, pod.metadata.labels.as_ref())) {
-            queue.add(Key::of(rs.as_ref()));
-        }
-    }
+        .queue_selecting(queue, &pod.metadata, |rs| {
+            rs.spec.as_ref().map(|s| &s.selector)
+        });
 }
 
-/// Maps a pod change to the ReplicaSets to look at, and records what the expectations wait for.
 fn pod_changed(state: &State, queue: &Queue<Key>, change: Change<Pod>) {
     let ctx = &state.ctx;
     let deleted = |pod: &Pod| {
@@ -400,9 +376,7 @@ fn pod_changed(state: &State, queue: &Queue<Key>, change: Change<Pod>) {
             // Pods listed afresh are not announced one by one: what the expectations wait
             // for may never be seen, and the fresh cache is the truth.
             state.expectations.clear();
-            for rs in ctx.informers.get::<ReplicaSet>().list() {
-                queue.add(Key::of(rs.as_ref()));
-            }
+            ctx.informers.get::<ReplicaSet>().queue_all(queue);
         }
     }
 }

@@ -19,7 +19,7 @@
 //! Owns ResourceQuota status only. Must not create, change or delete anything else.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::quota::{self, Evaluator};
@@ -31,7 +31,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change, Informer};
+use crate::informer::{Change, Informer, Watched};
 use crate::queue::{self, Key, Next, Queue};
 
 /// How often every quota is recomputed even without a change (Kubernetes' default is 5
@@ -134,10 +134,29 @@ fn queue_tracking(
     }
 }
 
-fn queue_all(quotas: &Informer<ResourceQuota>, queue: &Queue<Key>) {
-    for q in quotas.list() {
-        queue.add(Key::of(q.as_ref()));
-    }
+/// Follows one counted core kind `resource`: a deletion, or a change that `released(old, new)`
+/// says frees quota, queues the quotas of the object's namespace that count it.
+fn follow_counted<'a, K: Watched>(
+    informer: &Informer<K>,
+    shutdown: &watch::Receiver<bool>,
+    quotas: &'a Informer<ResourceQuota>,
+    queue: &'a Queue<Key>,
+    resource: &'static str,
+    released: impl Fn(&K, &K) -> bool + Send + 'a,
+) -> impl Future<Output = ()> + Send + 'a {
+    informer.follow(shutdown, move |c| match c {
+        Change::Applied {
+            old: Some(old),
+            new,
+        } => {
+            if released(&old, &new) {
+                queue_tracking(quotas, queue, &quota_of(new.as_ref()), "", resource);
+            }
+        }
+        Change::Applied { old: None, .. } => {}
+        Change::Deleted(o) => queue_tracking(quotas, queue, &quota_of(o.as_ref()), "", resource),
+        Change::Resynced => quotas.queue_all(queue),
+    })
 }
 
 /// True if a pod stopped being charged between `old` and `new` (it finished, or it stayed
@@ -170,32 +189,30 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let pods = ctx.informers.get::<Pod>();
     let services = ctx.informers.get::<Service>();
     let claims = ctx.informers.get::<PersistentVolumeClaim>();
-    let mut quota_changes = quotas.subscribe();
-    let mut pod_changes = pods.subscribe();
-    let mut service_changes = services.subscribe();
-    let mut claim_changes = claims.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
         let ctx = Arc::clone(&ctx);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
-            quotas.ready().await;
-            queue_all(&quotas, &queue);
-            let mut watched: BTreeSet<(String, String)> = [
-                ("", "pods"),
-                ("", "services"),
-                ("", "persistentvolumeclaims"),
-            ]
-            .iter()
-            .map(|(g, r)| (g.to_string(), r.to_string()))
-            .collect();
-            let watch_shutdown = shutdown.clone();
-            let mut watch_counted = |q: &ResourceQuota| {
+            let all = || quotas.queue_all(&queue);
+            // The kinds whose deletions are watched; pods, services and claims have informers.
+            let watched: Mutex<BTreeSet<(String, String)>> = Mutex::new(
+                [
+                    ("", "pods"),
+                    ("", "services"),
+                    ("", "persistentvolumeclaims"),
+                ]
+                .iter()
+                .map(|(g, r)| (g.to_string(), r.to_string()))
+                .collect(),
+            );
+            let watch_counted = |q: &ResourceQuota| {
                 let Ok(v) = serde_json::to_value(q) else {
                     return;
                 };
+                let mut watched = watched.lock().unwrap_or_else(|e| e.into_inner());
                 for gr in quota::tracked_group_resources(&v) {
                     if watched.contains(&gr) {
                         continue;
@@ -209,72 +226,50 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                         ar,
                         Arc::clone(&quotas),
                         Arc::clone(&queue),
-                        watch_shutdown.clone(),
+                        shutdown.clone(),
                     ));
                 }
             };
+            let follow_quotas = quotas.follow(&shutdown, |c| match c {
+                Change::Applied { old, new } => {
+                    watch_counted(&new);
+                    if needs_sync(old.as_deref(), &new) {
+                        queue.add(Key::of(new.as_ref()));
+                    }
+                }
+                Change::Deleted(_) => {}
+                Change::Resynced => all(),
+            });
+            let now = || ctx.clock.now();
+            let follow_pods = follow_counted(&pods, &shutdown, &quotas, &queue, "pods", |o, n| {
+                pod_released(o, n, now())
+            });
+            let follow_services =
+                follow_counted(&services, &shutdown, &quotas, &queue, "services", |o, n| {
+                    service_type(o) != service_type(n)
+                });
+            let follow_claims = follow_counted(
+                &claims,
+                &shutdown,
+                &quotas,
+                &queue,
+                "persistentvolumeclaims",
+                |o, n| claim_allocated(o) != claim_allocated(n),
+            );
+            // Usage that changes without an event (a pod past its deletion) is recounted.
+            let ticks = queue::every(RESYNC, &shutdown, all);
+            quotas.ready().await;
+            all();
             for q in quotas.list() {
                 watch_counted(&q);
             }
-            let mut tick = tokio::time::interval(RESYNC);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut quota_changes) => match c {
-                        Some(Change::Applied { old, new }) => {
-                            watch_counted(&new);
-                            if needs_sync(old.as_deref(), &new) {
-                                queue.add(Key::of(new.as_ref()));
-                            }
-                        }
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => queue_all(&quotas, &queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { old: Some(old), new }) => {
-                            if pod_released(&old, &new, ctx.clock.now()) {
-                                queue_tracking(&quotas, &queue, &quota_of(new.as_ref()), "", "pods");
-                            }
-                        }
-                        Some(Change::Applied { old: None, .. }) => {}
-                        Some(Change::Deleted(p)) => {
-                            queue_tracking(&quotas, &queue, &quota_of(p.as_ref()), "", "pods");
-                        }
-                        Some(Change::Resynced) => queue_all(&quotas, &queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut service_changes) => match c {
-                        Some(Change::Applied { old: Some(old), new }) => {
-                            if service_type(&old) != service_type(&new) {
-                                queue_tracking(&quotas, &queue, &quota_of(new.as_ref()), "", "services");
-                            }
-                        }
-                        Some(Change::Applied { old: None, .. }) => {}
-                        Some(Change::Deleted(s)) => {
-                            queue_tracking(&quotas, &queue, &quota_of(s.as_ref()), "", "services");
-                        }
-                        Some(Change::Resynced) => queue_all(&quotas, &queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut claim_changes) => match c {
-                        Some(Change::Applied { old: Some(old), new }) => {
-                            if claim_allocated(&old) != claim_allocated(&new) {
-                                queue_tracking(&quotas, &queue, &quota_of(new.as_ref()), "", "persistentvolumeclaims");
-                            }
-                        }
-                        Some(Change::Applied { old: None, .. }) => {}
-                        Some(Change::Deleted(c)) => {
-                            queue_tracking(&quotas, &queue, &quota_of(c.as_ref()), "", "persistentvolumeclaims");
-                        }
-                        Some(Change::Resynced) => queue_all(&quotas, &queue),
-                        None => return,
-                    },
-                    _ = tick.tick() => queue_all(&quotas, &queue),
-                    _ = shutdown.changed() => return,
-                }
-            }
+            tokio::join!(
+                follow_quotas,
+                follow_pods,
+                follow_services,
+                follow_claims,
+                ticks
+            );
         }
     };
     let worker = {

@@ -13,7 +13,7 @@ use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::queue::{self, Key, Next, Queue};
 
 /// The ConfigMap's name.
@@ -42,46 +42,35 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     };
     let namespaces = ctx.informers.get::<Namespace>();
     let configmaps = ctx.informers.get::<ConfigMap>();
-    let mut ns_changes = namespaces.subscribe();
-    let mut cm_changes = configmaps.subscribe();
     let queue: Arc<Queue<String>> = Queue::new();
 
     let feed = {
         let queue = Arc::clone(&queue);
         let namespaces = Arc::clone(&namespaces);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || {
+                for ns in namespaces.list() {
+                    queue.add(Key::of(ns.as_ref()).name);
+                }
+            };
+            let follow_namespaces = namespaces.follow(&shutdown, |c| match c {
+                Change::Applied { new, .. } => queue.add(Key::of(new.as_ref()).name),
+                Change::Deleted(_) => {}
+                Change::Resynced => all(),
+            });
+            let follow_configmaps = configmaps.follow(&shutdown, |c| match c {
+                Change::Applied { new: cm, .. } | Change::Deleted(cm) => {
+                    if cm.metadata.name.as_deref() == Some(NAME) {
+                        queue.add(cm.metadata.namespace.clone().unwrap_or_default());
+                    }
+                }
+                Change::Resynced => all(),
+            });
             namespaces.ready().await;
             configmaps.ready().await;
-            for ns in namespaces.list() {
-                queue.add(Key::of(ns.as_ref()).name);
-            }
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut ns_changes) => match c {
-                        Some(Change::Applied { new, .. }) => queue.add(Key::of(new.as_ref()).name),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => namespaces
-                            .list()
-                            .iter()
-                            .for_each(|n| queue.add(Key::of(n.as_ref()).name)),
-                        None => return,
-                    },
-                    c = informer::recv(&mut cm_changes) => match c {
-                        Some(Change::Applied { new: cm, .. } | Change::Deleted(cm)) => {
-                            if cm.metadata.name.as_deref() == Some(NAME) {
-                                queue.add(cm.metadata.namespace.clone().unwrap_or_default());
-                            }
-                        }
-                        Some(Change::Resynced) => namespaces
-                            .list()
-                            .iter()
-                            .for_each(|n| queue.add(Key::of(n.as_ref()).name)),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(follow_namespaces, follow_configmaps);
         }
     };
     let worker = {

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::{self, Change};
+use crate::informer::Change;
 use crate::pods;
 use crate::queue::{self, Key, Next, Queue};
 use crate::revision::{self, UpdateRevision};
@@ -486,81 +486,60 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let pods_inf = ctx.informers.get::<Pod>();
     let revs = ctx.informers.get::<ControllerRevision>();
     let claims_inf = ctx.informers.get::<PersistentVolumeClaim>();
-    let mut set_changes = sets.subscribe();
-    let mut pod_changes = pods_inf.subscribe();
-    let mut rev_changes = revs.subscribe();
     let queue: Arc<Queue<Key>> = Queue::new();
     let fresh = Arc::new(Freshness::new());
 
     let feed = {
         let queue = Arc::clone(&queue);
         let fresh = Arc::clone(&fresh);
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let all = || sets.queue_all(&queue);
+            let by_owner = |meta: &ObjectMeta| workload::owner_key::<StatefulSet>(meta);
+            let follow_sets = sets.follow(&shutdown, |c| {
+                fresh.observe_change("StatefulSet", &c, &sets);
+                match c {
+                    Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+                    Change::Deleted(s) => fresh.forget(&Key::of(s.as_ref())),
+                    Change::Resynced => all(),
+                }
+            });
+            let follow_pods = pods_inf.follow(&shutdown, |c| {
+                fresh.observe_change("Pod", &c, &pods_inf);
+                match c {
+                    Change::Applied { new: p, .. } => match by_owner(&p.metadata) {
+                        Some(k) => queue.add(k),
+                        // An orphan may be adopted.
+                        None => sets
+                            .filter(|s| s.metadata.namespace == p.metadata.namespace)
+                            .iter()
+                            .for_each(|s| queue.add(Key::of(s.as_ref()))),
+                    },
+                    Change::Deleted(p) => {
+                        if let Some(k) = by_owner(&p.metadata) {
+                            queue.add(k);
+                        }
+                    }
+                    Change::Resynced => all(),
+                }
+            });
+            let follow_revs = revs.follow(&shutdown, |c| {
+                fresh.observe_change("ControllerRevision", &c, &revs);
+                match c {
+                    Change::Applied { new: r, .. } | Change::Deleted(r) => {
+                        if let Some(k) = by_owner(&r.metadata) {
+                            queue.add(k);
+                        }
+                    }
+                    Change::Resynced => all(),
+                }
+            });
             sets.ready().await;
             pods_inf.ready().await;
             revs.ready().await;
             claims_inf.ready().await;
-            let all = |queue: &Queue<Key>| {
-                for s in sets.list() {
-                    queue.add(Key::of(s.as_ref()));
-                }
-            };
-            all(&queue);
-            let by_owner = |meta: &ObjectMeta| {
-                let r = pods::controller_of(meta)?;
-                (r.kind == "StatefulSet")
-                    .then(|| Key::new(meta.namespace.clone().unwrap_or_default(), r.name.clone()))
-            };
-            loop {
-                tokio::select! {
-                    c = informer::recv(&mut set_changes) => match c {
-                        Some(Change::Applied { new, .. }) => {
-                            fresh.observe("StatefulSet", workload::rv(&new.metadata));
-                            queue.add(Key::of(new.as_ref()));
-                        }
-                        Some(Change::Deleted(s)) => fresh.forget(&Key::of(s.as_ref())),
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    c = informer::recv(&mut pod_changes) => match c {
-                        Some(Change::Applied { new: p, .. }) => {
-                            fresh.observe("Pod", workload::rv(&p.metadata));
-                            match by_owner(&p.metadata) {
-                                Some(k) => queue.add(k),
-                                // An orphan may be adopted.
-                                None => sets
-                                    .list()
-                                    .iter()
-                                    .filter(|s| s.metadata.namespace == p.metadata.namespace)
-                                    .for_each(|s| queue.add(Key::of(s.as_ref()))),
-                            }
-                        }
-                        Some(Change::Deleted(p)) => {
-                            if let Some(k) = by_owner(&p.metadata) {
-                                queue.add(k);
-                            }
-                        }
-                        Some(Change::Resynced) => {
-                            let max = pods_inf.list().iter().map(|p| workload::rv(&p.metadata)).max();
-                            fresh.observe("Pod", max.unwrap_or(0));
-                            all(&queue);
-                        }
-                        None => return,
-                    },
-                    c = informer::recv(&mut rev_changes) => match c {
-                        Some(Change::Applied { new: r, .. } | Change::Deleted(r)) => {
-                            fresh.observe("ControllerRevision", workload::rv(&r.metadata));
-                            if let Some(k) = by_owner(&r.metadata) {
-                                queue.add(k);
-                            }
-                        }
-                        Some(Change::Resynced) => all(&queue),
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
+            all();
+            tokio::join!(follow_sets, follow_pods, follow_revs);
         }
     };
     let worker = {

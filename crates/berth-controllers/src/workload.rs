@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
 use kube::api::{Api, PostParams};
 
+use crate::informer::{self, Change, Informer, Watched};
 use crate::pods;
 use crate::queue::Key;
 
@@ -57,6 +58,13 @@ pub fn rv(meta: &ObjectMeta) -> u64 {
         .as_deref()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// The key of the object that controls `meta` (in its namespace), when that object is a `K`.
+pub fn owner_key<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> Option<Key> {
+    let r = pods::controller_of(meta)?;
+    informer::refers_to::<K>(r)
+        .then(|| Key::new(meta.namespace.clone().unwrap_or_default(), r.name.clone()))
 }
 
 /// Whether an API error is a 404.
@@ -148,6 +156,21 @@ impl Freshness {
         *s = (*s).max(rv);
     }
 
+    /// Records what the informer of `kind` delivered: the version of a change, or after a
+    /// resync the newest version in its cache.
+    pub fn observe_change<K: Watched>(
+        &self,
+        kind: &'static str,
+        change: &Change<K>,
+        informer: &Informer<K>,
+    ) {
+        let rv = match change {
+            Change::Applied { new: o, .. } | Change::Deleted(o) => rv(o.meta()),
+            Change::Resynced => informer.newest_version(),
+        };
+        self.observe(kind, rv);
+    }
+
     /// `key` wrote an object of `kind` that now has resource version `rv`.
     pub fn expect(&self, key: &Key, kind: &'static str, rv: u64) {
         if rv == 0 {
@@ -212,5 +235,49 @@ mod tests {
         e.expect(&k, "Pod", 30);
         e.forget(&k);
         assert!(e.satisfied(&k));
+    }
+
+    fn owned_by(api_version: &str, kind: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some("ns".into()),
+            owner_references: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    name: "owner".into(),
+                    uid: "u".into(),
+                    controller: Some(true),
+                    ..Default::default()
+                },
+            ]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn the_owner_key_needs_the_kind_and_its_api_group() {
+        use k8s_openapi::api::apps::v1::DaemonSet;
+        use k8s_openapi::api::batch::v1::Job;
+        use k8s_openapi::api::core::v1::Node;
+        let want = Some(Key::new("ns", "owner"));
+        assert_eq!(
+            owner_key::<DaemonSet>(&owned_by("apps/v1", "DaemonSet")),
+            want
+        );
+        assert_eq!(owner_key::<Job>(&owned_by("batch/v1", "Job")), want);
+        assert_eq!(owner_key::<Node>(&owned_by("v1", "Node")), want);
+        assert_eq!(
+            owner_key::<DaemonSet>(&owned_by("example.com/v1", "DaemonSet")),
+            None
+        );
+        assert_eq!(
+            owner_key::<DaemonSet>(&owned_by("appsx/v1", "DaemonSet")),
+            None
+        );
+        assert_eq!(owner_key::<Job>(&owned_by("batch/v1", "CronJob")), None);
+        assert_eq!(owner_key::<Node>(&owned_by("x/v1", "Node")), None);
+        let mut not_controller = owned_by("apps/v1", "DaemonSet");
+        not_controller.owner_references.as_mut().unwrap()[0].controller = None;
+        assert_eq!(owner_key::<DaemonSet>(&not_controller), None);
     }
 }
