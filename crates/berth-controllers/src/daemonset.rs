@@ -650,36 +650,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let shutdown = shutdown.clone();
         async move {
             let all = || sets.queue_all(&queue);
-            let follow_sets = sets.follow(&shutdown, |c| {
-                fresh.observe_change("DaemonSet", &c, &sets);
-                match c {
-                    Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
-                    Change::Deleted(s) => fresh.forget(&Key::of(s.as_ref())),
-                    Change::Resynced => all(),
-                }
-            });
-            let follow_pods = pods_inf.follow(&shutdown, |c| {
-                fresh.observe_change("Pod", &c, &pods_inf);
-                match c {
-                    Change::Applied { new: p, .. } => {
-                        match workload::owner_key::<DaemonSet>(&p.metadata) {
-                            Some(k) => queue.add(k),
-                            // An orphan may be adopted.
-                            None if pods::controller_of(&p.metadata).is_none() => sets
-                                .filter(|s| s.metadata.namespace == p.metadata.namespace)
-                                .iter()
-                                .for_each(|s| queue.add(Key::of(s.as_ref()))),
-                            None => {}
-                        }
-                    }
-                    Change::Deleted(p) => {
-                        if let Some(k) = workload::owner_key::<DaemonSet>(&p.metadata) {
-                            queue.add(k);
-                        }
-                    }
-                    Change::Resynced => all(),
-                }
-            });
+            let follow_sets = workload::follow_own(&sets, &shutdown, &queue, &fresh);
+            let follow_pods =
+                workload::follow_owned(&pods_inf, &sets, &shutdown, &queue, &fresh, true);
             let follow_nodes = nodes.follow(&shutdown, |c| match c {
                 // A node's labels, taints or existence decide where daemon pods go.
                 Change::Applied { old, new } => {

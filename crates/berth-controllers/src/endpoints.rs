@@ -24,7 +24,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::Change;
+use crate::informer::{Change, Informer};
 use crate::queue::{self, Key, Next, Queue};
 
 /// The label marking the Endpoints (and EndpointSlices) of a headless Service.
@@ -390,6 +390,25 @@ pub fn normalize(subsets: Option<&[EndpointSubset]>) -> Vec<EndpointSubset> {
     out
 }
 
+/// Follows Services and their pods for a controller keyed by Service: a Service's change
+/// queues it, a pod's change the Services that select it before or after. A resync calls `all`.
+pub async fn follow_services(
+    services: &Informer<Service>,
+    pods: &Informer<Pod>,
+    shutdown: &watch::Receiver<bool>,
+    queue: &Queue<Key>,
+    all: impl Fn() + Sync,
+) {
+    let follow_services = services.follow(shutdown, |c| match c {
+        Change::Applied { new: s, .. } | Change::Deleted(s) => queue.add(Key::of(s.as_ref())),
+        Change::Resynced => all(),
+    });
+    let follow_pods = pods.follow(shutdown, |c| {
+        services.queue_selecting_change(queue, c, selects, &all);
+    });
+    tokio::join!(follow_services, follow_pods);
+}
+
 /// Runs until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let services = ctx.informers.get::<Service>();
@@ -406,15 +425,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                     queue.add(Key::of(s.as_ref()));
                 }
             };
-            let follow_services = services.follow(&shutdown, |c| match c {
-                Change::Applied { new: s, .. } | Change::Deleted(s) => {
-                    queue.add(Key::of(s.as_ref()))
-                }
-                Change::Resynced => all(),
-            });
-            let follow_pods = pods.follow(&shutdown, |c| {
-                services.queue_selecting_change(&queue, c, selects, all);
-            });
+            let follow_services = follow_services(&services, &pods, &shutdown, &queue, all);
             let follow_endpoints = endpoints.follow(&shutdown, |c| match c {
                 // Someone changed or removed Endpoints this controller keeps.
                 Change::Applied { new: e, .. } | Change::Deleted(e) => {
@@ -439,7 +450,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                     queue.add(key);
                 }
             }
-            tokio::join!(follow_services, follow_pods, follow_endpoints);
+            tokio::join!(follow_services, follow_endpoints);
         }
     };
     let worker = {

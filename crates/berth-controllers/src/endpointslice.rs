@@ -24,8 +24,8 @@ use tokio::sync::watch;
 
 use crate::Context;
 use crate::endpoints::{
-    find_port, headless, manages, pod_ipv4, pod_ready, pod_ref, selects, sets_hostname,
-    should_be_in_endpoints, terminating,
+    find_port, follow_services, headless, manages, pod_ipv4, pod_ready, pod_ref, selects,
+    sets_hostname, should_be_in_endpoints, terminating,
 };
 use crate::informer::Change;
 use crate::queue::{self, Key, Next, Queue};
@@ -397,15 +397,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let shutdown = shutdown.clone();
         async move {
             let all = || services.queue_all(&queue);
-            let follow_services = services.follow(&shutdown, |c| match c {
-                Change::Applied { new: s, .. } | Change::Deleted(s) => {
-                    queue.add(Key::of(s.as_ref()))
-                }
-                Change::Resynced => all(),
-            });
-            let follow_pods = pods.follow(&shutdown, |c| {
-                services.queue_selecting_change(&queue, c, selects, all);
-            });
+            let follow_services = follow_services(&services, &pods, &shutdown, &queue, all);
             let follow_slices = slices.follow(&shutdown, |c| match c {
                 Change::Applied { new: s, .. } | Change::Deleted(s) => {
                     if let Some(k) = service_of(&s) {
@@ -434,7 +426,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
                 .iter()
                 .filter_map(|s| service_of(s))
                 .for_each(|k| queue.add(k));
-            tokio::join!(follow_services, follow_pods, follow_slices, follow_nodes);
+            tokio::join!(follow_services, follow_slices, follow_nodes);
         }
     };
     let worker = {

@@ -27,7 +27,6 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Context;
-use crate::informer::Change;
 use crate::pods;
 use crate::queue::{self, Key, Next, Queue};
 use crate::revision::{self, UpdateRevision};
@@ -495,45 +494,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         let shutdown = shutdown.clone();
         async move {
             let all = || sets.queue_all(&queue);
-            let by_owner = |meta: &ObjectMeta| workload::owner_key::<StatefulSet>(meta);
-            let follow_sets = sets.follow(&shutdown, |c| {
-                fresh.observe_change("StatefulSet", &c, &sets);
-                match c {
-                    Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
-                    Change::Deleted(s) => fresh.forget(&Key::of(s.as_ref())),
-                    Change::Resynced => all(),
-                }
-            });
-            let follow_pods = pods_inf.follow(&shutdown, |c| {
-                fresh.observe_change("Pod", &c, &pods_inf);
-                match c {
-                    Change::Applied { new: p, .. } => match by_owner(&p.metadata) {
-                        Some(k) => queue.add(k),
-                        // An orphan may be adopted.
-                        None => sets
-                            .filter(|s| s.metadata.namespace == p.metadata.namespace)
-                            .iter()
-                            .for_each(|s| queue.add(Key::of(s.as_ref()))),
-                    },
-                    Change::Deleted(p) => {
-                        if let Some(k) = by_owner(&p.metadata) {
-                            queue.add(k);
-                        }
-                    }
-                    Change::Resynced => all(),
-                }
-            });
-            let follow_revs = revs.follow(&shutdown, |c| {
-                fresh.observe_change("ControllerRevision", &c, &revs);
-                match c {
-                    Change::Applied { new: r, .. } | Change::Deleted(r) => {
-                        if let Some(k) = by_owner(&r.metadata) {
-                            queue.add(k);
-                        }
-                    }
-                    Change::Resynced => all(),
-                }
-            });
+            let follow_sets = workload::follow_own(&sets, &shutdown, &queue, &fresh);
+            let follow_pods =
+                workload::follow_owned(&pods_inf, &sets, &shutdown, &queue, &fresh, true);
+            let follow_revs =
+                workload::follow_owned(&revs, &sets, &shutdown, &queue, &fresh, false);
             sets.ready().await;
             pods_inf.ready().await;
             revs.ready().await;

@@ -16,10 +16,11 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
 use kube::api::{Api, PostParams};
+use tokio::sync::watch;
 
 use crate::informer::{self, Change, Informer, Watched};
 use crate::pods;
-use crate::queue::Key;
+use crate::queue::{Key, Queue};
 
 /// Pod phase `Succeeded`.
 pub const SUCCEEDED: &str = "Succeeded";
@@ -58,6 +59,58 @@ pub fn rv(meta: &ObjectMeta) -> u64 {
         .as_deref()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// Follows a workload controller's own kind `K`: a change queues the object, a deletion also
+/// drops what [`Freshness`] waited for on its behalf, a resync queues them all.
+pub fn follow_own<'a, K: Watched + k8s_openapi::Resource>(
+    own: &'a Informer<K>,
+    shutdown: &watch::Receiver<bool>,
+    queue: &'a Queue<Key>,
+    fresh: &'a Freshness,
+) -> impl Future<Output = ()> + Send + 'a {
+    own.follow(shutdown, move |c| {
+        fresh.observe_change(K::KIND, &c, own);
+        match c {
+            Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
+            Change::Deleted(o) => {
+                fresh.forget(&Key::of(o.as_ref()));
+                queue.add(Key::of(o.as_ref()));
+            }
+            Change::Resynced => own.queue_all(queue),
+        }
+    })
+}
+
+/// Follows the objects of kind `O` that a workload kind `K` controls: a change queues the
+/// controlling `K`, and an orphan's change every `K` of its namespace (which may adopt it, when
+/// `adopt` says so). A resync queues every `K`.
+pub fn follow_owned<'a, O, K>(
+    owned: &'a Informer<O>,
+    owners: &'a Informer<K>,
+    shutdown: &watch::Receiver<bool>,
+    queue: &'a Queue<Key>,
+    fresh: &'a Freshness,
+    adopt: bool,
+) -> impl Future<Output = ()> + Send + 'a
+where
+    O: Watched + k8s_openapi::Resource,
+    K: Watched,
+{
+    owned.follow(shutdown, move |c| {
+        fresh.observe_change(O::KIND, &c, owned);
+        match c {
+            Change::Applied { new: o, .. } | Change::Deleted(o) => match owner_key::<K>(o.meta()) {
+                Some(k) => queue.add(k),
+                None if adopt && pods::controller_of(o.meta()).is_none() => owners
+                    .filter(|s| s.meta().namespace == o.meta().namespace)
+                    .iter()
+                    .for_each(|s| queue.add(Key::of(s.as_ref()))),
+                None => {}
+            },
+            Change::Resynced => owners.queue_all(queue),
+        }
+    })
 }
 
 /// The key of the object that controls `meta` (in its namespace), when that object is a `K`.
