@@ -269,7 +269,15 @@ fn a_silent_node_turns_not_ready_and_its_pods_are_evicted_after_their_toleration
         assert_eq!(c["reason"], "NodeStatusUnknown", "{t}");
         assert_eq!(c["message"], "Kubelet stopped posting node status.", "{t}");
     }
-    let tainted = Instant::now();
+    let tainted: jiff::Timestamp = n["spec"]["taints"]
+        .as_array()
+        .and_then(|ts| {
+            ts.iter().find(|t| {
+                t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == "NoExecute"
+            })
+        })
+        .and_then(|t| t["timeAdded"].as_str()?.parse().ok())
+        .unwrap_or_else(|| panic!("the NoExecute taint says when it was added: {n}"));
 
     // Its pods are marked not Ready, and deleted after their 2 s toleration, but the one
     // tolerating the taint for ever stays.
@@ -278,8 +286,13 @@ fn a_silent_node_turns_not_ready_and_its_pods_are_evicted_after_their_toleration
         p["metadata"]["deletionTimestamp"].is_string().then_some(p)
     })
     .expect("the pod is deleted");
-    let after = tainted.elapsed();
-    assert!(after >= Duration::from_secs(1), "deleted after {after:?}");
+    // The deletion came at deletionTimestamp minus the grace period; both stamps have whole
+    // seconds, so 2 s of toleration show as at least 1.
+    let meta = &pod["metadata"];
+    let deleted: jiff::Timestamp = meta["deletionTimestamp"].as_str().unwrap().parse().unwrap();
+    let grace = meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+    let after = deleted.as_second() - grace - tainted.as_second();
+    assert!(after >= 1, "deleted {after} s after the taint: {pod}");
     assert_eq!(condition(&pod, "Ready").expect("Ready")["status"], "False");
     let patient = s.get_json(&["get", "pod", "patient"]);
     assert!(

@@ -363,7 +363,7 @@ fn kubectl_logs_exec_and_port_forward() {
 }
 
 #[test]
-fn python_client_exec() {
+fn python_client_exec_and_port_forward() {
     if !tools_ready() {
         return;
     }
@@ -372,7 +372,7 @@ fn python_client_exec() {
     };
     let s = cluster_with_web_pod();
     let script = r#"
-import sys
+import sys, time
 from kubernetes import client, config
 from kubernetes.stream import stream
 config.load_kube_config(config_file=sys.argv[1])
@@ -384,6 +384,25 @@ resp.run_forever(timeout=30)
 print("stdout=" + resp.read_stdout().strip())
 print("code=" + str(resp.returncode))
 print("logs=" + api.read_namespaced_pod_log("web", "default", container="app", tail_lines=1).strip())
+
+# port-forward over the WebSocket channel protocol: 8080 is httpd, 8081 has no listener
+from kubernetes.stream import portforward
+pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080,8081")
+sock = pf.socket(8080)
+sock.settimeout(30)
+sock.sendall(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+reply = b""
+while b"hello-through-kubectl" not in reply:
+    chunk = sock.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+sock.close()
+print("forwarded=" + reply.decode(errors="replace").splitlines()[-1].strip())
+deadline = time.time() + 30
+while pf.error(8081) is None and time.time() < deadline:
+    time.sleep(0.1)
+print("refused=" + str(pf.error(8081)))
 "#;
     let out = Command::new(python)
         .arg("-c")
@@ -400,4 +419,9 @@ print("logs=" + api.read_namespaced_pod_log("web", "default", container="app", t
     assert!(text.contains("stdout=py-out"), "{text}");
     assert!(text.contains("code=5"), "{text}");
     assert!(text.contains("logs=three"), "{text}");
+    assert!(text.contains("forwarded=hello-through-kubectl"), "{text}");
+    assert!(
+        text.contains("refused=error forwarding port 8081 to pod default/web"),
+        "{text}"
+    );
 }

@@ -1,5 +1,6 @@
 //! `/portForward/{namespace}/{pod}`: `kubectl port-forward` over a WebSocket whose binary
-//! messages carry a SPDY/3.1 session (subprotocol `SPDY/3.1+portforward.k8s.io`).
+//! messages carry a SPDY/3.1 session (subprotocol `SPDY/3.1+portforward.k8s.io`), and the
+//! WebSocket channel protocol of other clients in [`channels`].
 //!
 //! Owns the session: every forwarded connection is a pair of client-opened streams with the
 //! same `requestID` header, an `error` stream and a `data` stream, both naming the pod `port`.
@@ -26,8 +27,10 @@ use tokio::task::JoinSet;
 
 use super::spdy::{self, FLAG_FIN, Frame};
 use super::websocket::{self, Message, Opcode, Role, WsReader, WsWriter};
-use super::{Body, PORT_FORWARD_PROTOCOL, PodRef, StreamError, full};
+use super::{Body, PORT_FORWARD_PROTOCOL, PodRef, StreamError, channel, full};
 use crate::runtime::{ContainerRuntime, SummaryState, labels};
+
+mod channels;
 
 /// How long connecting to the pod may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,11 +48,22 @@ pub(super) async fn port_forward(
         ))
     })?;
     let offered = websocket::offered_protocols(req.headers());
-    if !offered.iter().any(|p| p == PORT_FORWARD_PROTOCOL) {
+    let mode = if offered.iter().any(|p| p == PORT_FORWARD_PROTOCOL) {
+        Mode::Spdy
+    } else if let Some(protocol) = channels::negotiate(&offered) {
+        let ports = channels::parse_ports(&super::Params(super::query_pairs(&req)).all("ports"))
+            .map_err(StreamError::bad_request)?;
+        Mode::Channels(protocol, ports)
+    } else {
         return Err(StreamError::bad_request(format!(
-            "none of the offered subprotocols {offered:?} is supported: use {PORT_FORWARD_PROTOCOL}"
+            "none of the offered subprotocols {offered:?} is supported: use {PORT_FORWARD_PROTOCOL} or {}",
+            channel::Protocol::V4.name()
         )));
-    }
+    };
+    let protocol = match &mode {
+        Mode::Spdy => PORT_FORWARD_PROTOCOL,
+        Mode::Channels(p, _) => p.name(),
+    };
     let ip = pod_ip(runtime.as_ref(), &pod).await?;
     let name = format!("{}/{}", pod.namespace, pod.name);
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -57,7 +71,10 @@ pub(super) async fn port_forward(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let (r, w) = tokio::io::split(TokioIo::new(upgraded));
-                run(r, w, ip, name).await;
+                match mode {
+                    Mode::Spdy => run(r, w, ip, name).await,
+                    Mode::Channels(_, ports) => channels::run(r, w, ip, name, ports).await,
+                }
             }
             Err(e) => tracing::debug!(error = %e, "port-forward: upgrade failed"),
         }
@@ -75,11 +92,16 @@ pub(super) async fn port_forward(
         HeaderValue::from_str(&websocket::accept_key(&key))
             .map_err(|e| StreamError::bad_request(e.to_string()))?,
     );
-    h.insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
-    );
+    h.insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
     Ok(response)
+}
+
+/// The protocol a port-forward request negotiated.
+enum Mode {
+    /// SPDY/3.1 in WebSocket messages (kubectl).
+    Spdy,
+    /// The channel protocol, with the ports of the query.
+    Channels(channel::Protocol, Vec<u16>),
 }
 
 /// The IP of the pod's running sandbox (the newest, should there be several).
@@ -281,11 +303,14 @@ fn data(stream_id: u32, flags: u8, data: Bytes) -> Out {
     })
 }
 
-async fn connect(ip: IpAddr, port: Option<&str>) -> Result<TcpStream, String> {
-    let port: u16 = port
-        .and_then(|p| p.parse().ok())
+/// The port a SPDY stream's `port` header names.
+fn parse_port(port: Option<&str>) -> Result<u16, String> {
+    port.and_then(|p| p.parse().ok())
         .filter(|p| *p > 0)
-        .ok_or_else(|| format!("invalid port {:?}", port.unwrap_or("")))?;
+        .ok_or_else(|| format!("invalid port {:?}", port.unwrap_or("")))
+}
+
+async fn connect(ip: IpAddr, port: u16) -> Result<TcpStream, String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(format!("dial tcp {ip}:{port}: {e}")),
@@ -305,7 +330,7 @@ async fn forward(f: Forward) -> u32 {
         out,
         reset,
     } = f;
-    let conn = match connect(ip, port.as_deref()).await {
+    let conn = match async { connect(ip, parse_port(port.as_deref())?).await }.await {
         Ok(conn) => conn,
         Err(message) => {
             let text = format!(
