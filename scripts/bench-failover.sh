@@ -8,7 +8,7 @@ source scripts/lib-cluster.sh
 rounds=${1:-3}
 start_cluster 4
 for r in $(seq 1 "$rounds"); do
-  deployment web 6
+  deployment web 6 1
   until [ "$(k get deploy web -o jsonpath='{.status.availableReplicas}')" = 6 ]; do sleep 0.2; done
   victim=$(k get pods -l app=web -o jsonpath='{.items[0].spec.nodeName}')
   i=${victim##*-}

@@ -51,7 +51,11 @@ start_cluster() {
   done
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), docker $(docker version -f '{{.Server.Version}}'); $(date -u +%F)"
 }
-deployment() { # name replicas
+deployment() { # name replicas [readiness-period-seconds]
+  # With a third argument each pod has an exec readiness probe of that period: Ready then
+  # means the agent has probed the container, not just started it.
+  local probe=""
+  [ -n "${3:-}" ] && probe="        readinessProbe: {exec: {command: [\"true\"]}, periodSeconds: $3}"
   cat <<YAML | k apply -f - >/dev/null
 apiVersion: apps/v1
 kind: Deployment
@@ -67,6 +71,6 @@ spec:
       - name: app
         image: $img
         command: [sleep, "3600"]
-        readinessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
+$probe
 YAML
 }
