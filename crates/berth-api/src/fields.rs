@@ -310,14 +310,19 @@ impl FieldSelector {
     /// True if the field values (from [`field_values`]) satisfy every term. A field absent from
     /// `values` counts as the empty string.
     pub fn matches(&self, values: &[(&str, String)]) -> bool {
-        self.requirements.iter().all(|r| {
-            let v = values
+        self.matches_with(|f| {
+            values
                 .iter()
-                .find(|(k, _)| *k == r.field)
+                .find(|(k, _)| *k == f)
                 .map(|(_, v)| v.as_str())
-                .unwrap_or("");
-            (v == r.value) != r.negated
         })
+    }
+
+    /// Like [`Self::matches`], looking field values up through `get`.
+    pub fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.requirements
+            .iter()
+            .all(|r| (get(&r.field).unwrap_or("") == r.value) != r.negated)
     }
 }
 

@@ -9,8 +9,9 @@
 //! Consistent reads wait until the cache has caught up with the store's current revision.
 //! This module must not write to the store.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use berth_api::ResourceKind;
@@ -22,8 +23,12 @@ use tokio::sync::{broadcast, watch};
 
 /// How many past changes the cache keeps for resuming watches.
 pub const DEFAULT_HISTORY: usize = 20_000;
-/// How many changes a live watcher may fall behind before it is closed (it then resumes).
+/// How many changes an in-process subscriber of every change may fall behind before it is told
+/// it lagged.
 const BROADCAST_CAPACITY: usize = 16_384;
+/// How many changes of its kind a live watcher may fall behind before it is closed (it then
+/// resumes from its last revision).
+const KIND_CAPACITY: usize = 8_192;
 
 /// One object as the cache holds it.
 #[derive(Debug)]
@@ -55,6 +60,8 @@ pub struct CachedObject {
     /// The object as a protobuf object message, encoded on first use (see
     /// [`CachedObject::protobuf`]).
     protobuf: OnceLock<Option<Bytes>>,
+    /// A value derived from the object on first use (see [`CachedObject::derived`]).
+    derived: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 /// One owner reference, as the garbage collector needs it.
@@ -138,6 +145,7 @@ impl CachedObject {
             finalizers,
             deleting: berth_api::meta::is_deleting(value),
             protobuf: OnceLock::new(),
+            derived: OnceLock::new(),
         }
     }
 
@@ -168,17 +176,32 @@ impl CachedObject {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
-    /// Labels as borrowed pairs, for selector matching.
-    pub fn label_pairs(&self) -> Vec<(&str, &str)> {
-        self.labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+    /// A value `derive` computes from the object, computed on first use and kept with this
+    /// version of the object. One type of value is kept per object; asking for another type
+    /// computes it afresh each time.
+    pub fn derived<T: Any + Send + Sync>(&self, derive: impl Fn(&Value) -> T) -> Arc<T> {
+        let kept = self
+            .derived
+            .get_or_init(|| Arc::new(derive(&self.value())) as Arc<dyn Any + Send + Sync>);
+        Arc::clone(kept)
+            .downcast::<T>()
+            .unwrap_or_else(|_| Arc::new(derive(&self.value())))
     }
 
-    /// Fields as borrowed pairs, for selector matching.
-    pub fn field_pairs(&self) -> Vec<(&str, String)> {
-        self.fields.iter().map(|(k, v)| (*k, v.clone())).collect()
+    /// The value of label `key`, for selector matching.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the selectable field `field`, for selector matching.
+    pub fn field(&self, field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == field)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -267,10 +290,17 @@ struct State {
 /// The watch cache (see the module documentation).
 pub struct WatchCache {
     state: RwLock<State>,
+    /// Every change, for in-process subscribers.
     live: broadcast::Sender<Arc<CacheEvent>>,
+    /// The changes of one kind (by storage group and resource), for the watches of that kind:
+    /// a change wakes only the watchers of its kind. Made on the first watch of a kind.
+    by_kind: Mutex<HashMap<Storage, broadcast::Sender<Arc<CacheEvent>>>>,
     revision: watch::Sender<Revision>,
-    kinds: HashMap<(String, String), &'static ResourceKind>,
+    kinds: HashMap<Storage, &'static ResourceKind>,
 }
+
+/// A kind's storage group and resource, as in its keys.
+type Storage = (&'static str, &'static str);
 
 /// The key prefix the cache watches.
 pub const REGISTRY_PREFIX: &str = "/registry/";
@@ -280,8 +310,7 @@ impl WatchCache {
     pub async fn start(store: Arc<dyn Store>, max_history: usize) -> Result<Arc<Self>, StoreError> {
         let mut kinds = HashMap::new();
         for k in berth_api::kinds::all() {
-            let (g, r) = k.storage;
-            kinds.entry((g.to_string(), r.to_string())).or_insert(k);
+            kinds.entry(k.storage).or_insert(k);
         }
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (revision, _) = watch::channel(0);
@@ -294,6 +323,7 @@ impl WatchCache {
                 max_history,
             }),
             live,
+            by_kind: Mutex::new(HashMap::new()),
             revision,
             kinds,
         });
@@ -310,9 +340,7 @@ impl WatchCache {
         let group = parts.next()?;
         let resource = parts.next()?;
         let group = if group == "core" { "" } else { group };
-        self.kinds
-            .get(&(group.to_string(), resource.to_string()))
-            .copied()
+        self.kinds.get(&(group, resource)).copied()
     }
 
     /// Replaces the cache's content with a fresh list of the store; returns its revision.
@@ -425,6 +453,9 @@ impl WatchCache {
                 }
                 // Sent under the lock so that watchers see events in revision order with no gap
                 // between their initial events and the live feed.
+                if let Some(tx) = lock(&self.by_kind).get(&kind.storage) {
+                    let _ = tx.send(Arc::clone(&ce));
+                }
                 let _ = self.live.send(ce);
             }
         }
@@ -493,7 +524,15 @@ impl WatchCache {
     /// Starts a watch over keys under `prefix`.
     pub fn watch(&self, prefix: &str, start: WatchStart) -> Result<CacheWatch, CacheError> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let live = self.live.subscribe();
+        // Subscribed under the read lock: no change is applied between the initial events and
+        // the live feed.
+        let live = match self.kind_of(prefix) {
+            Some(kind) => lock(&self.by_kind)
+                .entry(kind.storage)
+                .or_insert_with(|| broadcast::channel(KIND_CAPACITY).0)
+                .subscribe(),
+            None => self.live.subscribe(),
+        };
         let initial: Vec<Arc<CacheEvent>> = match start {
             WatchStart::WithState => state
                 .objects
@@ -533,6 +572,10 @@ impl WatchCache {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,6 +589,47 @@ mod tests {
     }
 
     const KEY: &str = "/registry/core/configmaps/ns/";
+
+    #[tokio::test]
+    async fn a_watch_hears_only_its_kind_and_derived_values_are_kept() {
+        let store = Arc::new(FakeStore::new());
+        let cache = WatchCache::start(store.clone(), 100).await.unwrap();
+        let mut w = cache.watch(KEY, WatchStart::After(0)).unwrap();
+        let mut all = cache.subscribe();
+        let secret = serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"ns"}});
+        store
+            .create(
+                "/registry/core/secrets/ns/s",
+                Bytes::from(secret.to_string()),
+            )
+            .await
+            .unwrap();
+        store
+            .create(&format!("{KEY}a"), cm("a", "x"))
+            .await
+            .unwrap();
+        assert_eq!(all.recv().await.unwrap().object.name, "s");
+        assert_eq!(all.recv().await.unwrap().object.name, "a");
+        let e = w.live.recv().await.unwrap();
+        assert_eq!(
+            e.object.name, "a",
+            "the Secret never reached the ConfigMap watch"
+        );
+
+        let label = |v: &Value| {
+            v["metadata"]["labels"]["app"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        let first = e.object.derived(label);
+        assert_eq!(*first, "x");
+        assert!(
+            Arc::ptr_eq(&first, &e.object.derived(label)),
+            "computed once"
+        );
+        assert!(*e.object.derived(|v| v["metadata"]["name"] == "a"));
+    }
 
     #[tokio::test]
     async fn lists_watches_and_history() {

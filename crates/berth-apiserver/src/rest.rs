@@ -279,12 +279,12 @@ impl Filter {
 
     fn matches(&self, o: &CachedObject) -> bool {
         if let Some(l) = &self.labels
-            && !l.matches(&o.label_pairs())
+            && !l.matches_with(|k| o.label(k))
         {
             return false;
         }
         if let Some(f) = &self.fields
-            && !f.matches(&o.field_pairs())
+            && !f.matches_with(|k| o.field(k))
         {
             return false;
         }

@@ -36,35 +36,58 @@ pub fn node_name(user: &UserInfo) -> Option<&str> {
     (!name.is_empty() && user.groups.iter().any(|g| g == NODES_GROUP)).then_some(name)
 }
 
+/// What the node authorizer needs to know of a pod.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PodFacts {
+    /// `spec.nodeName`.
+    pub node: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// What the pod refers to.
+    pub references: PodReferences,
+}
+
+impl PodFacts {
+    /// The facts of a pod object.
+    pub fn of(pod: &Value) -> Self {
+        PodFacts {
+            node: str_at(pod, "/spec/nodeName").unwrap_or("").to_string(),
+            uid: str_at(pod, "/metadata/uid").unwrap_or("").to_string(),
+            references: pod_references(pod),
+        }
+    }
+}
+
 /// Read access to pods for the node authorizer.
 pub trait PodIndex: Send + Sync {
     /// The pod `namespace/name`, if it exists.
-    fn pod(&self, namespace: &str, name: &str) -> Option<Value>;
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodFacts>>;
     /// The pods in `namespace` whose `spec.nodeName` is `node`.
-    fn pods_on_node(&self, namespace: &str, node: &str) -> Vec<Value>;
+    fn pods_on_node(&self, namespace: &str, node: &str) -> Vec<Arc<PodFacts>>;
 }
 
 fn pods_kind() -> Option<&'static berth_api::ResourceKind> {
     berth_api::kinds::by_resource("", "v1", "pods")
 }
 
+/// The watch cache answers from each pod's facts, derived once per version of the pod: a node
+/// asks for every Secret, ConfigMap and token its pods need, and each question looks at all
+/// its pods in the namespace.
 impl PodIndex for WatchCache {
-    fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodFacts>> {
         let kind = pods_kind()?;
         self.get(&kind.key(Some(namespace), name))
-            .map(|o| o.value())
+            .map(|o| o.derived(PodFacts::of))
     }
 
-    fn pods_on_node(&self, namespace: &str, node: &str) -> Vec<Value> {
+    fn pods_on_node(&self, namespace: &str, node: &str) -> Vec<Arc<PodFacts>> {
         let Some(kind) = pods_kind() else {
             return Vec::new();
         };
         let (pods, _) = self.list(&kind.namespace_prefix(namespace), |o| {
-            o.fields
-                .iter()
-                .any(|(f, v)| *f == "spec.nodeName" && v == node)
+            o.field("spec.nodeName") == Some(node)
         });
-        pods.iter().map(|o| o.value()).collect()
+        pods.iter().map(|o| o.derived(PodFacts::of)).collect()
     }
 }
 
@@ -201,7 +224,7 @@ impl NodeAuthorizer {
     fn pod_on_node(&self, namespace: &str, name: &str, node: &str) -> bool {
         self.pods
             .pod(namespace, name)
-            .is_some_and(|p| str_at(&p, "/spec/nodeName") == Some(node))
+            .is_some_and(|p| p.node == node)
     }
 
     fn decide(&self, node: &str, a: &RequestAttributes) -> Decision {
@@ -252,15 +275,11 @@ impl NodeAuthorizer {
             ("", "secrets" | "configmaps") if sub.is_empty() => match verb {
                 "get" => {
                     let secrets = a.resource == "secrets";
-                    let referenced = self
-                        .pods
-                        .pods_on_node(&a.namespace, node)
-                        .iter()
-                        .map(pod_references)
-                        .any(|r| {
-                            let names = if secrets { &r.secrets } else { &r.config_maps };
-                            names.contains(&a.name)
-                        });
+                    let referenced = self.pods.pods_on_node(&a.namespace, node).iter().any(|p| {
+                        let r = &p.references;
+                        let names = if secrets { &r.secrets } else { &r.config_maps };
+                        names.contains(&a.name)
+                    });
                     if referenced {
                         Decision::Allow
                     } else {
@@ -277,7 +296,7 @@ impl NodeAuthorizer {
                     .pods
                     .pods_on_node(&a.namespace, node)
                     .iter()
-                    .any(|p| pod_references(p).service_account == a.name);
+                    .any(|p| p.references.service_account == a.name);
                 if used {
                     Decision::Allow
                 } else {
@@ -357,19 +376,19 @@ pub fn admit(
                     "node '{node}' requested a token bound to a pod that does not exist"
                 ));
             };
-            if str_at(&pod, "/spec/nodeName") != Some(node) {
+            if pod.node != node {
                 return Err(format!(
                     "node '{node}' requested a token bound to a pod scheduled on a different node"
                 ));
             }
             if let Some(uid) = str_at(body, "/spec/boundObjectRef/uid")
-                && str_at(&pod, "/metadata/uid") != Some(uid)
+                && pod.uid != uid
             {
                 return Err(format!(
                     "node '{node}' requested a token bound to a pod whose uid does not match"
                 ));
             }
-            if pod_references(&pod).service_account != attrs.name {
+            if pod.references.service_account != attrs.name {
                 return Err(format!(
                     "node '{node}' requested a token for a service account its pod does not use"
                 ));
@@ -390,20 +409,20 @@ mod tests {
     struct FakePods(Vec<Value>);
 
     impl PodIndex for FakePods {
-        fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
+        fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodFacts>> {
             self.0
                 .iter()
                 .find(|p| p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name)
-                .cloned()
+                .map(|p| Arc::new(PodFacts::of(p)))
         }
 
-        fn pods_on_node(&self, namespace: &str, node: &str) -> Vec<Value> {
+        fn pods_on_node(&self, namespace: &str, node: &str) -> Vec<Arc<PodFacts>> {
             self.0
                 .iter()
                 .filter(|p| {
                     p["metadata"]["namespace"] == namespace && p["spec"]["nodeName"] == node
                 })
-                .cloned()
+                .map(|p| Arc::new(PodFacts::of(p)))
                 .collect()
         }
     }
