@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -152,12 +152,7 @@ async fn run<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut reader = WsReader::new(
-        r,
-        Role::Server,
-        BytesMut::new(),
-        websocket::DEFAULT_MAX_MESSAGE,
-    );
+    let mut reader = WsReader::server(r);
     let mut writer = WsWriter::new(w, Role::Server);
     let ExecSession {
         id: exec_id,

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -326,7 +327,7 @@ async fn forward(f: Forward) -> u32 {
         pod,
         data_stream,
         error_stream,
-        mut from_client,
+        from_client,
         out,
         reset,
     } = f;
@@ -344,36 +345,19 @@ async fn forward(f: Forward) -> u32 {
         }
     };
     let _ = conn.set_nodelay(true);
-    let (mut pod_read, mut pod_write) = conn.into_split();
-    let upstream = async move {
-        while let Some(bytes) = from_client.recv().await {
-            if pod_write.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = pod_write.shutdown().await;
-    };
+    let (pod_read, pod_write) = conn.into_split();
+    let upstream = client_to_pod(from_client, pod_write);
     let downstream_out = out.clone();
     let downstream = async move {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match pod_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let chunk = Bytes::copy_from_slice(&buf[..n]);
-                    if downstream_out
-                        .send(data(data_stream, 0, chunk))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
+        if pod_to_client(pod_read, &downstream_out, |chunk| {
+            data(data_stream, 0, Bytes::copy_from_slice(chunk))
+        })
+        .await
+        {
+            let _ = downstream_out
+                .send(data(data_stream, FLAG_FIN, Bytes::new()))
+                .await;
         }
-        let _ = downstream_out
-            .send(data(data_stream, FLAG_FIN, Bytes::new()))
-            .await;
     };
     tokio::select! {
         _ = async { tokio::join!(upstream, downstream) } => {}
@@ -381,6 +365,37 @@ async fn forward(f: Forward) -> u32 {
     }
     let _ = out.send(data(error_stream, FLAG_FIN, Bytes::new())).await;
     data_stream
+}
+
+/// Copies what the client sends to the pod until the client is done, then closes the pod's
+/// side for writing.
+async fn client_to_pod(mut from_client: mpsc::Receiver<Bytes>, mut pod_write: OwnedWriteHalf) {
+    while let Some(bytes) = from_client.recv().await {
+        if pod_write.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = pod_write.shutdown().await;
+}
+
+/// Sends what the pod writes, chunk by chunk as `wrap` makes it a message, until the pod closes
+/// its side (true) or the session is gone (false).
+async fn pod_to_client<T>(
+    mut pod_read: OwnedReadHalf,
+    out: &mpsc::Sender<T>,
+    wrap: impl Fn(&[u8]) -> T,
+) -> bool {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match pod_read.read(&mut buf).await {
+            Ok(0) | Err(_) => return true,
+            Ok(n) => {
+                if out.send(wrap(&buf[..n])).await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(w: W, mut rx: mpsc::Receiver<Out>) {
@@ -424,12 +439,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut reader = WsReader::new(
-        r,
-        Role::Server,
-        BytesMut::new(),
-        websocket::DEFAULT_MAX_MESSAGE,
-    );
+    let mut reader = WsReader::server(r);
     let (out, out_rx) = mpsc::channel(64);
     let writer = tokio::spawn(write_loop(w, out_rx));
     let mut session = Session {

@@ -354,6 +354,12 @@ impl<R: AsyncRead + Unpin> WsReader<R> {
         }
     }
 
+    /// The reader of an upgraded server connection (hyper has consumed the handshake), with the
+    /// default message limit.
+    pub fn server(io: R) -> Self {
+        Self::new(io, Role::Server, BytesMut::new(), DEFAULT_MAX_MESSAGE)
+    }
+
     /// The next message; `Ok(None)` when the stream ends without a close frame. Cancel-safe:
     /// a cancelled call loses no data.
     pub async fn next(&mut self) -> Result<Option<Message>, WsError> {

@@ -14,14 +14,14 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::super::channel::{self, Protocol};
 use super::super::websocket::{self, Message, Opcode, Role, WsReader, WsWriter};
-use super::{CHUNK, connect};
+use super::{client_to_pod, connect, pod_to_client};
 
 /// The v5 message that closes a channel (the client's half of it).
 const CLOSE_CHANNEL: u8 = 255;
@@ -77,12 +77,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut reader = WsReader::new(
-        r,
-        Role::Server,
-        BytesMut::new(),
-        websocket::DEFAULT_MAX_MESSAGE,
-    );
+    let mut reader = WsReader::server(r);
     let (out, out_rx) = mpsc::channel(64);
     let writer = tokio::spawn(write_loop(w, out_rx));
     let mut to_pod: Vec<Option<mpsc::Sender<Bytes>>> = Vec::with_capacity(ports.len());
@@ -156,7 +151,7 @@ async fn forward(
     port: u16,
     pod: String,
     data_channel: u8,
-    mut from_client: mpsc::Receiver<Bytes>,
+    from_client: mpsc::Receiver<Bytes>,
     out: mpsc::Sender<Out>,
 ) {
     let conn = match connect(ip, port).await {
@@ -173,31 +168,15 @@ async fn forward(
         }
     };
     let _ = conn.set_nodelay(true);
-    let (mut pod_read, mut pod_write) = conn.into_split();
+    let (pod_read, pod_write) = conn.into_split();
     let upstream = async move {
-        while let Some(bytes) = from_client.recv().await {
-            if pod_write.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-        let _ = pod_write.shutdown().await;
+        client_to_pod(from_client, pod_write).await;
         // The client is done writing; the pod's answer still flows until it closes.
         std::future::pending::<()>().await;
     };
-    let downstream = async move {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match pod_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    let message = channel::message(data_channel, &buf[..n]);
-                    if out.send(Out::Message(message)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    };
+    let downstream = pod_to_client(pod_read, &out, |chunk| {
+        Out::Message(channel::message(data_channel, chunk))
+    });
     tokio::select! {
         _ = upstream => {}
         _ = downstream => {}
