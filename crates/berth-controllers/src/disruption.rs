@@ -355,11 +355,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
         async move {
             let all = || pdbs.queue_all(&queue);
             // A workload's scale decides its budgets' expected pods.
-            let in_namespace = |meta: &ObjectMeta| {
-                pdbs.filter(|b| b.metadata.namespace == meta.namespace)
-                    .iter()
-                    .for_each(|b| queue.add(Key::of(b.as_ref())));
-            };
+            let in_namespace =
+                |meta: &ObjectMeta| pdbs.queue_in_namespace(&queue, meta.namespace.as_deref());
             let follow_budgets = pdbs.follow(&shutdown, |c| match c {
                 Change::Applied { new, .. } => queue.add(Key::of(new.as_ref())),
                 Change::Deleted(_) => {}

@@ -99,6 +99,13 @@ impl<K: Watched> Informer<K> {
         }
     }
 
+    /// Queues the key of every cached object in `namespace`.
+    pub fn queue_in_namespace(&self, queue: &Queue<Key>, namespace: Option<&str>) {
+        for o in self.filter(|o| o.meta().namespace.as_deref() == namespace) {
+            queue.add(Key::of(o.as_ref()));
+        }
+    }
+
     /// The highest resource version among the cached objects (0 when empty).
     pub fn newest_version(&self) -> u64 {
         self.store

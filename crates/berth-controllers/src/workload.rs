@@ -102,10 +102,9 @@ where
         match c {
             Change::Applied { new: o, .. } | Change::Deleted(o) => match owner_key::<K>(o.meta()) {
                 Some(k) => queue.add(k),
-                None if adopt && pods::controller_of(o.meta()).is_none() => owners
-                    .filter(|s| s.meta().namespace == o.meta().namespace)
-                    .iter()
-                    .for_each(|s| queue.add(Key::of(s.as_ref()))),
+                None if adopt && pods::controller_of(o.meta()).is_none() => {
+                    owners.queue_in_namespace(queue, o.meta().namespace.as_deref());
+                }
                 None => {}
             },
             Change::Resynced => owners.queue_all(queue),
