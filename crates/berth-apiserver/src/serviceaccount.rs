@@ -621,6 +621,7 @@ pub fn start_controller(api: &Arc<Api>, shutdown: watch::Receiver<bool>) {
         Arc::clone(api),
         std::time::Duration::from_secs(10),
         shutdown,
+        |ev| matches!(ev.object.kind.kind, "Namespace" | "ServiceAccount"),
         |api| async move { ensure_default_service_accounts(&api).await },
     ));
 }

@@ -403,3 +403,28 @@ async fn nodes_get_distinct_pod_cidrs_that_are_released_at_delete() {
     assert_eq!(code, 201, "{v}");
     assert_eq!(v["spec"]["podCIDR"], json!(seen[1]));
 }
+
+/// A namespace has its `default` ServiceAccount at once (pods created right after their
+/// namespace ask for its tokens), not only at the controller's periodic pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_namespace_gets_its_default_service_account_promptly() {
+    let h = common::start(Duration::from_secs(300)).await;
+    let c = &h.client;
+    // Let the start-up passes settle, so that only the namespace's creation can trigger one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, v) = send(
+        c.post(h.url("/api/v1/namespaces"))
+            .json(&json!({"metadata": {"name": "fresh"}})),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let sa = h.url("/api/v1/namespaces/fresh/serviceaccounts/default");
+    let started = std::time::Instant::now();
+    while send(c.get(&sa)).await.0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no default ServiceAccount 3 s after the namespace was created"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
