@@ -237,6 +237,7 @@ async fn run_node(
         runtime: Arc::clone(&rt),
         api: Arc::clone(&api),
         recorder: Recorder::new(Arc::clone(&api), config.node_name.clone()),
+        sources: crate::pod::sources::Sources::new(Arc::clone(&api)),
         config: config.clone(),
         network,
         node_allocatable: allocatable,

@@ -78,20 +78,23 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
-/// A change of the pods bound to this node, as the watch reports it.
+/// A change of the objects a watch follows (the pods bound to this node, one ConfigMap...).
 #[derive(Clone, Debug)]
-pub enum PodEvent {
-    /// A (re)list starts: the pods that follow until [`PodEvent::Synced`] are all there are.
+pub enum ObjectEvent<K> {
+    /// A (re)list starts: the objects that follow until [`ObjectEvent::Synced`] are all there are.
     Relist,
-    /// A pod exists in this state.
-    Applied(Box<Pod>),
-    /// A pod is gone from the API (or no longer bound to this node).
-    Deleted(Box<Pod>),
-    /// The list that began with [`PodEvent::Relist`] is complete.
+    /// An object exists in this state.
+    Applied(Box<K>),
+    /// An object is gone from the API (or no longer matches the watch).
+    Deleted(Box<K>),
+    /// The list that began with [`ObjectEvent::Relist`] is complete.
     Synced,
     /// The watch failed; it is retried.
     Error(String),
 }
+
+/// A change of the pods bound to this node.
+pub type PodEvent = ObjectEvent<Pod>;
 
 /// What the node agent reads from and writes to the API server.
 #[async_trait]
@@ -114,6 +117,14 @@ pub trait ClusterApi: Send + Sync {
     async fn replace_lease(&self, lease: &Lease) -> Result<Lease, ApiCallError>;
     /// Watches the pods whose `spec.nodeName` is `node`.
     fn watch_pods(&self, node: &str) -> BoxStream<'static, PodEvent>;
+    /// Watches one ConfigMap (a list and watch with the field selector `metadata.name`).
+    fn watch_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> BoxStream<'static, ObjectEvent<ConfigMap>>;
+    /// Watches one Secret (a list and watch with the field selector `metadata.name`).
+    fn watch_secret(&self, namespace: &str, name: &str) -> BoxStream<'static, ObjectEvent<Secret>>;
     /// A ConfigMap, if it exists.
     async fn get_config_map(
         &self,
@@ -183,6 +194,25 @@ fn post_params() -> PostParams {
     }
 }
 
+/// The events of a watch of `api` restricted by `fields`, retried with [`WatchBackoff`].
+fn object_events<K>(api: kube::Api<K>, fields: &str) -> BoxStream<'static, ObjectEvent<K>>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default().fields(fields))
+        .backoff(WatchBackoff::default())
+        .map(|event| match event {
+            Ok(watcher::Event::Init) => ObjectEvent::Relist,
+            Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => {
+                ObjectEvent::Applied(Box::new(o))
+            }
+            Ok(watcher::Event::InitDone) => ObjectEvent::Synced,
+            Ok(watcher::Event::Delete(o)) => ObjectEvent::Deleted(Box::new(o)),
+            Err(e) => ObjectEvent::Error(e.to_string()),
+        })
+        .boxed()
+}
+
 fn optional<T>(r: Result<T, kube::Error>) -> Result<Option<T>, ApiCallError> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -238,20 +268,28 @@ impl ClusterApi for KubeApi {
     }
 
     fn watch_pods(&self, node: &str) -> BoxStream<'static, PodEvent> {
-        let api = kube::Api::<Pod>::all(self.client.clone());
-        let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-        watcher::watcher(api, config)
-            .backoff(WatchBackoff::default())
-            .map(|event| match event {
-                Ok(watcher::Event::Init) => PodEvent::Relist,
-                Ok(watcher::Event::InitApply(p) | watcher::Event::Apply(p)) => {
-                    PodEvent::Applied(Box::new(p))
-                }
-                Ok(watcher::Event::InitDone) => PodEvent::Synced,
-                Ok(watcher::Event::Delete(p)) => PodEvent::Deleted(Box::new(p)),
-                Err(e) => PodEvent::Error(e.to_string()),
-            })
-            .boxed()
+        object_events(
+            kube::Api::all(self.client.clone()),
+            &format!("spec.nodeName={node}"),
+        )
+    }
+
+    fn watch_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> BoxStream<'static, ObjectEvent<ConfigMap>> {
+        object_events(
+            kube::Api::namespaced(self.client.clone(), namespace),
+            &format!("metadata.name={name}"),
+        )
+    }
+
+    fn watch_secret(&self, namespace: &str, name: &str) -> BoxStream<'static, ObjectEvent<Secret>> {
+        object_events(
+            kube::Api::namespaced(self.client.clone(), namespace),
+            &format!("metadata.name={name}"),
+        )
     }
 
     async fn get_config_map(
@@ -355,8 +393,18 @@ pub struct FakeApi {
     pod_events: Mutex<Option<futures::channel::mpsc::UnboundedSender<PodEvent>>>,
 }
 
+/// The open watches of one kind of object in the fake: (namespace, name) and the stream's sender.
+type FakeWatchers<K> = Vec<(
+    (String, String),
+    futures::channel::mpsc::UnboundedSender<ObjectEvent<K>>,
+)>;
+
 #[derive(Default)]
 struct FakeState {
+    /// Object watches deliver nothing (as when they are forbidden and keep retrying).
+    silent_watches: bool,
+    config_map_watches: FakeWatchers<ConfigMap>,
+    secret_watches: FakeWatchers<Secret>,
     calls: Vec<String>,
     nodes: BTreeMap<String, Node>,
     leases: BTreeMap<String, Lease>,
@@ -387,22 +435,25 @@ impl FakeApi {
         self.state().calls.clone()
     }
 
-    /// Adds a ConfigMap.
-    pub fn put_config_map(&self, cm: ConfigMap) {
-        let key = (
-            cm.metadata.namespace.clone().unwrap_or_default(),
-            cm.metadata.name.clone().unwrap_or_default(),
-        );
-        self.state().config_maps.insert(key, cm);
+    /// From now on, watches of ConfigMaps and Secrets deliver nothing.
+    pub fn silence_object_watches(&self) {
+        self.state().silent_watches = true;
     }
 
-    /// Adds a Secret.
-    pub fn put_secret(&self, s: Secret) {
-        let key = (
-            s.metadata.namespace.clone().unwrap_or_default(),
-            s.metadata.name.clone().unwrap_or_default(),
-        );
-        self.state().secrets.insert(key, s);
+    /// Adds or replaces a ConfigMap (and tells the watches of it).
+    pub fn put_config_map(&self, cm: ConfigMap) {
+        let mut s = self.state();
+        let key = fake_key(&cm);
+        notify_watchers(&mut s.config_map_watches, &key, &cm);
+        s.config_maps.insert(key, cm);
+    }
+
+    /// Adds or replaces a Secret (and tells the watches of it).
+    pub fn put_secret(&self, secret: Secret) {
+        let mut s = self.state();
+        let key = fake_key(&secret);
+        notify_watchers(&mut s.secret_watches, &key, &secret);
+        s.secrets.insert(key, secret);
     }
 
     /// The Node as last written.
@@ -472,6 +523,44 @@ impl FakeApi {
         s.revision += 1;
         s.revision.to_string()
     }
+}
+
+fn fake_key<K: kube::Resource>(o: &K) -> (String, String) {
+    let m = o.meta();
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
+}
+
+fn notify_watchers<K: Clone>(watchers: &mut FakeWatchers<K>, key: &(String, String), o: &K) {
+    watchers.retain(|(k, tx)| {
+        k != key
+            || tx
+                .unbounded_send(ObjectEvent::Applied(Box::new(o.clone())))
+                .is_ok()
+    });
+}
+
+/// A fake watch: the current state as a list, then what [`notify_watchers`] sends; nothing at
+/// all when `silent`.
+fn fake_watch<K: Clone + Send + 'static>(
+    silent: bool,
+    watchers: &mut FakeWatchers<K>,
+    key: (String, String),
+    current: Option<&K>,
+) -> BoxStream<'static, ObjectEvent<K>> {
+    if silent {
+        return futures::stream::pending().boxed();
+    }
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let _ = tx.unbounded_send(ObjectEvent::Relist);
+    if let Some(o) = current {
+        let _ = tx.unbounded_send(ObjectEvent::Applied(Box::new(o.clone())));
+    }
+    let _ = tx.unbounded_send(ObjectEvent::Synced);
+    watchers.push((key, tx));
+    rx.boxed()
 }
 
 fn merge_into<T: serde::Serialize + serde::de::DeserializeOwned>(
@@ -582,6 +671,34 @@ impl ClusterApi for FakeApi {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         *self.pod_events.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
         rx.boxed()
+    }
+
+    fn watch_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> BoxStream<'static, ObjectEvent<ConfigMap>> {
+        self.record(format!("watch_config_map {namespace}/{name}"));
+        let key = (namespace.to_string(), name.to_string());
+        let s = &mut *self.state();
+        fake_watch(
+            s.silent_watches,
+            &mut s.config_map_watches,
+            key.clone(),
+            s.config_maps.get(&key),
+        )
+    }
+
+    fn watch_secret(&self, namespace: &str, name: &str) -> BoxStream<'static, ObjectEvent<Secret>> {
+        self.record(format!("watch_secret {namespace}/{name}"));
+        let key = (namespace.to_string(), name.to_string());
+        let s = &mut *self.state();
+        fake_watch(
+            s.silent_watches,
+            &mut s.secret_watches,
+            key.clone(),
+            s.secrets.get(&key),
+        )
     }
 
     async fn get_config_map(

@@ -27,8 +27,8 @@ pub struct AgentConfig {
     pub lease_duration: Duration,
     /// How often the Node's status is refreshed even when nothing changed.
     pub status_interval: Duration,
-    /// How often every pod is synced even without a change (ConfigMap and Secret volumes are
-    /// refreshed at this pace).
+    /// How often every pod is synced even without a change (a change of a ConfigMap or Secret
+    /// it uses wakes it at once; see `pod::sources`).
     pub resync_interval: Duration,
     /// How often the containers on the engine are listed to notice exits.
     pub relist_interval: Duration,

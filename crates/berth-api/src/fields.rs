@@ -278,6 +278,15 @@ impl FieldSelector {
         self.requirements.is_empty()
     }
 
+    /// The value `field` must equal for the selector to match, if one of its terms requires it
+    /// (`field=value` or `field==value`), as Kubernetes' `RequiresExactMatch`.
+    pub fn requires_exact_match(&self, field: &str) -> Option<&str> {
+        self.requirements
+            .iter()
+            .find(|r| r.field == field && !r.negated)
+            .map(|r| r.value.as_str())
+    }
+
     /// Checks every field label is supported by `kind`: `400 BadRequest` with
     /// `field label not supported: <label>` otherwise, as Kubernetes answers.
     #[allow(clippy::result_large_err)] // ApiError is the crate's error type for callers.
@@ -346,6 +355,13 @@ mod tests {
         assert!(s.requirements[2].negated && !s.requirements[1].negated);
         assert_eq!(s.requirements[1].value, "b");
         assert!(FieldSelector::parse("").unwrap().is_empty());
+        assert_eq!(s.requires_exact_match("y"), Some("b"));
+        assert_eq!(
+            s.requires_exact_match("z"),
+            None,
+            "a negated term requires nothing"
+        );
+        assert_eq!(s.requires_exact_match("w"), None);
         assert_eq!(
             FieldSelector::parse("x=a\\,b").unwrap().requirements[0].value,
             "a,b"

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use berth_api::ApiError;
@@ -296,16 +296,28 @@ async fn handle(
     certs: &[rustls::pki_types::CertificateDer<'static>],
     req: Request<Incoming>,
 ) -> Response<Body> {
+    // One line per request at debug level (target `berth::http`), as kube-apiserver logs them.
+    let logged = tracing::enabled!(target: "berth::http", tracing::Level::DEBUG)
+        .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
     // Proxied streams (pods/log, exec, portforward) answer with the agent's own response.
     let mut raw = None;
     let routed = route(api, certs, req, &mut raw).await;
-    if let (Ok(_), Some(raw)) = (&routed, raw) {
-        return raw;
+    let response = match (routed, raw) {
+        (Ok(_), Some(raw)) => raw,
+        (Ok(r), None) => r.into_response(),
+        (Err(e), _) => Reply::error(&e).into_response(),
+    };
+    if let Some((started, method, uri)) = logged {
+        tracing::debug!(
+            target: "berth::http",
+            %method,
+            %uri,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
     }
-    match routed {
-        Ok(r) => r.into_response(),
-        Err(e) => Reply::error(&e).into_response(),
-    }
+    response
 }
 
 fn header<'a>(req: &'a http::request::Parts, name: &str) -> Option<&'a str> {
@@ -354,15 +366,21 @@ async fn route(
     else {
         return Err(ApiError::no_such_path(&path));
     };
+    let verb = crate::proxy::authorization_verb(&info);
+    let name = match (&info.name, verb.as_str()) {
+        (Some(name), _) => name.clone(),
+        (None, "list" | "watch") => exact_name(&query).unwrap_or_default(),
+        (None, _) => String::new(),
+    };
     let attrs = RequestAttributes {
         user: user.clone(),
-        verb: crate::proxy::authorization_verb(&info),
+        verb,
         api_group: info.group.clone(),
         api_version: info.version.clone(),
         resource: info.resource.clone(),
         subresource: info.subresource.clone().unwrap_or_default(),
         namespace: info.namespace.clone().unwrap_or_default(),
-        name: info.name.clone().unwrap_or_default(),
+        name,
         path: path.clone(),
         resource_request: true,
     };
@@ -383,6 +401,16 @@ async fn route(
         body,
     };
     crate::rest::handle(&api, req).await
+}
+
+/// The name a list or watch is restricted to by a `metadata.name=X` field selector: Kubernetes
+/// authorizes such a request as one on the named object (so that a node may watch a Secret its
+/// pods use).
+fn exact_name(query: &Query) -> Option<String> {
+    let selector = berth_api::fields::FieldSelector::parse(query.get("fieldSelector")?).ok()?;
+    let name = selector.requires_exact_match("metadata.name")?;
+    (!name.is_empty() && berth_api::validation::path_segment_name(name).is_empty())
+        .then(|| name.to_string())
 }
 
 fn non_resource_attributes(

@@ -206,9 +206,34 @@ async fn joined_node_may_do_only_what_a_node_may() {
         "/api/v1/secrets",
         "/api/v1/namespaces/default/secrets",
         "/api/v1/secrets?watch=true",
+        "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Ds-n3",
+        "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%21%3Ds-n3",
     ] {
         let (code, v) = send(node.get(h.url(list))).await;
         assert_eq!(code, 403, "{list}: {v}");
+    }
+    // A list (or watch) restricted to a name its pods use is a read of that object, which is
+    // how the node keeps them current.
+    for (list, name) in [
+        ("secrets?fieldSelector=metadata.name%3Ds-n2", "s-n2"),
+        ("configmaps?fieldSelector=metadata.name%3D%3Dcm-n2", "cm-n2"),
+    ] {
+        let url = h.url(&format!("/api/v1/namespaces/default/{list}"));
+        let (code, v) = send(node.get(&url)).await;
+        assert_eq!(code, 200, "{list}: {v}");
+        assert_eq!(v["items"][0]["metadata"]["name"], name, "{v}");
+        let rv = v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let watch = node
+            .get(format!(
+                "{url}&watch=true&resourceVersion={rv}&timeoutSeconds=1"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(watch.status(), 200, "{list}");
     }
     let (code, v) = send(node.get(h.url("/api/v1/pods?fieldSelector=spec.nodeName%3Dn2"))).await;
     assert_eq!(code, 200, "{v}");

@@ -49,6 +49,8 @@ pub struct Shared {
     pub api: Arc<dyn ClusterApi>,
     /// Event recorder.
     pub recorder: Recorder,
+    /// The ConfigMaps and Secrets the pods use, watched.
+    pub sources: crate::pod::sources::Sources,
     /// Agent settings.
     pub config: AgentConfig,
     /// The node's pod network on the engine.
@@ -302,6 +304,13 @@ fn all_containers(pod: &Pod) -> Vec<Container> {
         .collect()
 }
 
+impl Drop for PodWorker {
+    /// The pod's ConfigMaps and Secrets need no watching for it any more.
+    fn drop(&mut self) {
+        self.shared.sources.release(&self.uid);
+    }
+}
+
 impl PodWorker {
     /// A worker for the pod with `uid`.
     pub fn new(shared: Arc<Shared>, uid: String, wake: Arc<Notify>) -> Self {
@@ -475,8 +484,9 @@ impl PodWorker {
     async fn fetch_sources(&self, pod: &Pod, ctx: &mut PodContext) -> Vec<Secret> {
         let (ns, _) = pod_key(pod);
         let (cms, secrets) = referenced_sources(pod);
+        let sources = &self.shared.sources;
         for name in cms {
-            match self.shared.api.get_config_map(&ns, &name).await {
+            match sources.config_map(&self.uid, &self.wake, &ns, &name).await {
                 Ok(Some(cm)) => {
                     ctx.config_maps.insert(name, config_map_data(&cm));
                 }
@@ -492,11 +502,11 @@ impl PodWorker {
             .map(|r| r.name.clone())
             .collect();
         for name in secrets {
-            match self.shared.api.get_secret(&ns, &name).await {
+            match sources.secret(&self.uid, &self.wake, &ns, &name).await {
                 Ok(Some(s)) => {
                     ctx.secrets.insert(name.clone(), secret_data(&s));
                     if wanted.contains(&name) {
-                        pull_secrets.push(s);
+                        pull_secrets.push(Secret::clone(&s));
                     }
                 }
                 Ok(None) => {}

@@ -4,9 +4,9 @@
 //! A node may read nodes, pods, services, endpoints, endpoint slices and namespaces; change only
 //! its own Node (and its status) and its own Lease in `kube-node-lease`; update the status of
 //! and delete the pods bound to it (never a pod's spec); get the ConfigMaps and Secrets those
-//! pods reference (never list or watch Secrets or ConfigMaps); request tokens for the service
-//! accounts those pods run as, bound to such a pod; and create and update events. Everything
-//! else gets no opinion, so the union denies it.
+//! pods reference (one by one: a list or watch only with a `metadata.name` field selector);
+//! request tokens for the service accounts those pods run as, bound to such a pod; and create
+//! and update events. Everything else gets no opinion, so the union denies it.
 //!
 //! Decisions that depend on pods read them through [`PodIndex`] (the watch cache in the server,
 //! a fake in tests). The checks that need the request body (the name of a created Node or Lease,
@@ -272,8 +272,10 @@ impl NodeAuthorizer {
                 }
                 _ => Decision::NoOpinion,
             },
+            // A list or watch restricted to one name (`fieldSelector=metadata.name=X`) carries
+            // that name: a node keeps the objects its pods use current by watching each.
             ("", "secrets" | "configmaps") if sub.is_empty() => match verb {
-                "get" => {
+                "get" | "list" | "watch" if !a.name.is_empty() => {
                     let secrets = a.resource == "secrets";
                     let referenced = self.pods.pods_on_node(&a.namespace, node).iter().any(|p| {
                         let r = &p.references;
@@ -662,6 +664,10 @@ mod tests {
             ("list", "", "secrets", "", "", Deny),
             ("list", "", "secrets", "default", "", Deny),
             ("watch", "", "secrets", "default", "", Deny),
+            // A list or watch named by `metadata.name` is a read of that object.
+            ("watch", "", "secrets", "default", "vol-secret", Allow),
+            ("list", "", "secrets", "default", "vol-secret", Allow),
+            ("watch", "", "secrets", "default", "n3-secret", Deny),
             ("create", "", "secrets", "default", "", NoOpinion),
             ("update", "", "secrets", "default", "vol-secret", NoOpinion),
             ("get", "", "configmaps", "default", "vol-cm", Allow),

@@ -42,6 +42,7 @@ async fn setup() -> Setup {
         runtime: rt.clone(),
         api: api.clone(),
         recorder: Recorder::new(api.clone(), "n1"),
+        sources: crate::pod::sources::Sources::new(api.clone()),
         config,
         network: "net".into(),
         node_allocatable: BTreeMap::new(),
@@ -242,7 +243,8 @@ async fn a_missing_config_map_is_a_config_error_until_it_exists() {
         json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent",
         "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "x"}}}]}]}),
     );
-    let mut w = worker(&s);
+    let wake = Arc::new(Notify::new());
+    let mut w = PodWorker::new(Arc::clone(&s.shared), "uid-1".into(), Arc::clone(&wake));
     w.sync(&p).await.unwrap();
     let status = last_status(&s);
     assert_eq!(
@@ -259,6 +261,10 @@ async fn a_missing_config_map_is_a_config_error_until_it_exists() {
         )
         .unwrap(),
     );
+    // The ConfigMap's watch wakes the pod's worker.
+    tokio::time::timeout(std::time::Duration::from_secs(5), wake.notified())
+        .await
+        .expect("the worker is woken when its ConfigMap appears");
     w.sync(&p).await.unwrap();
     assert_eq!(last_status(&s)["phase"], "Running");
 }
