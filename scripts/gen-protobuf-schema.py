@@ -41,6 +41,12 @@ PACKAGES = [
     ("api", "storage/v1"),
 ]
 
+# Kinds with no `<Kind>List` that clients send as request bodies of subresources, by package
+# (`kubectl create token` posts a TokenRequest to serviceaccounts/token in protobuf).
+BODY_KINDS = {
+    ("api", "authentication/v1"): ["TokenRequest"],
+}
+
 # Packages whose messages may be referenced.
 SUPPORT = [
     ("apimachinery", "pkg/apis/meta/v1"),
@@ -174,7 +180,7 @@ def main():
     messages = {}  # full name -> proto fields
     go = {}  # full name -> go struct info
     kinds = []  # (apiVersion, kind, full name)
-    for repo, directory in PACKAGES + SUPPORT:
+    for repo, directory in PACKAGES + list(BODY_KINDS) + SUPPORT:
         path = os.path.join(roots_dir[repo], directory)
         package, msgs = parse_proto(os.path.join(path, "generated.proto"))
         structs = parse_go(path)
@@ -192,6 +198,14 @@ def main():
                 if items and items[0][0] == "repeated" and items[0][1] == name:
                     kinds.append((api_version, name, f"{package}.{name}"))
                     kinds.append((api_version, name + "List", f"{package}.{name}List"))
+        if (repo, directory) in BODY_KINDS:
+            group = group_name(path)
+            version = directory.split("/")[-1]
+            api_version = f"{group}/{version}" if group else version
+            for name in BODY_KINDS[(repo, directory)]:
+                if name not in msgs:
+                    fail(f"no message {name} in {directory}")
+                kinds.append((api_version, name, f"{package}.{name}"))
     kinds.append(("v1", "Status", "k8s.io.apimachinery.pkg.apis.meta.v1.Status"))
 
     def resolve(package, type_name):

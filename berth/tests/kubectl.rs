@@ -4,6 +4,8 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use common::{TestServer, eventually, require};
 use serde_json::Value;
 
@@ -274,6 +276,25 @@ fn apply_get_patch_delete() {
         "--port=8080",
     ]);
     s.kubectl_ok(&["-n", "gen", "create", "serviceaccount", "robot"]);
+    // A TokenRequest in protobuf to serviceaccounts/token; the token is a JWT of the account.
+    let token = s.kubectl_ok(&[
+        "-n",
+        "gen",
+        "create",
+        "token",
+        "robot",
+        "--duration=15m",
+        "--audience=example.com",
+    ]);
+    let claims = token.trim().split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .expect("base64url claims"),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "system:serviceaccount:gen:robot", "{claims}");
+    assert_eq!(claims["aud"][0], "example.com", "{claims}");
     let c1 = s.get_json(&["-n", "gen", "get", "cm", "c1"]);
     assert_eq!(c1["data"]["a"], "b");
     let s1 = s.get_json(&["-n", "gen", "get", "secret", "s1"]);

@@ -414,6 +414,64 @@ pub(crate) static APPS_V1_STATEFUL_SET_UPDATE_STRATEGY: Message = Message {
     ],
 };
 
+pub(crate) static AUTHENTICATION_V1_BOUND_OBJECT_REFERENCE: Message = Message {
+    name: "k8s.io.api.authentication.v1.BoundObjectReference",
+    type_meta: false,
+    fields: &[
+        f(1, "kind", Str, One, false),
+        f(2, "apiVersion", Str, One, false),
+        f(3, "name", Str, One, false),
+        f(4, "uid", Str, One, false),
+    ],
+};
+
+pub(crate) static AUTHENTICATION_V1_TOKEN_REQUEST: Message = Message {
+    name: "k8s.io.api.authentication.v1.TokenRequest",
+    type_meta: true,
+    fields: &[
+        f(1, "metadata", Msg(&META_V1_OBJECT_META), One, false),
+        f(
+            2,
+            "spec",
+            Msg(&AUTHENTICATION_V1_TOKEN_REQUEST_SPEC),
+            One,
+            true,
+        ),
+        f(
+            3,
+            "status",
+            Msg(&AUTHENTICATION_V1_TOKEN_REQUEST_STATUS),
+            One,
+            false,
+        ),
+    ],
+};
+
+pub(crate) static AUTHENTICATION_V1_TOKEN_REQUEST_SPEC: Message = Message {
+    name: "k8s.io.api.authentication.v1.TokenRequestSpec",
+    type_meta: false,
+    fields: &[
+        f(1, "audiences", Str, Many, true),
+        f(
+            3,
+            "boundObjectRef",
+            Msg(&AUTHENTICATION_V1_BOUND_OBJECT_REFERENCE),
+            One,
+            true,
+        ),
+        f(4, "expirationSeconds", I64, One, true),
+    ],
+};
+
+pub(crate) static AUTHENTICATION_V1_TOKEN_REQUEST_STATUS: Message = Message {
+    name: "k8s.io.api.authentication.v1.TokenRequestStatus",
+    type_meta: false,
+    fields: &[
+        f(1, "token", Str, One, true),
+        f(2, "expirationTimestamp", Time, One, true),
+    ],
+};
+
 pub(crate) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE: Message = Message {
     name: "k8s.io.api.autoscaling.v2.ContainerResourceMetricSource",
     type_meta: false,
@@ -5592,6 +5650,11 @@ pub(crate) static KINDS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "ReplicaSetList", &APPS_V1_REPLICA_SET_LIST),
     ("apps/v1", "StatefulSet", &APPS_V1_STATEFUL_SET),
     ("apps/v1", "StatefulSetList", &APPS_V1_STATEFUL_SET_LIST),
+    (
+        "authentication.k8s.io/v1",
+        "TokenRequest",
+        &AUTHENTICATION_V1_TOKEN_REQUEST,
+    ),
     (
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
