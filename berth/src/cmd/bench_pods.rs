@@ -38,17 +38,74 @@ pub struct PodsArgs {
     /// Pods per round.
     #[arg(long, default_value_t = 50)]
     pub count: usize,
+    /// Rounds, each through Berth and then the plain baseline; the medians of their overheads
+    /// are printed at the end.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// PID of the agent process, to report its RSS with the pods running.
     #[arg(long)]
     pub agent_pid: Option<u32>,
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark: `rounds` rounds, each through Berth and then through the plain Docker
+/// API, with the median overheads over the rounds at the end (a single burst on a shared dockerd
+/// swings by hundreds of milliseconds from run to run).
 pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let client = kube::Client::try_from(config)?;
-    let ns = format!("bench-pods-{}", std::process::id());
+    let mut overheads: [Vec<f64>; 4] = Default::default();
+    for round in 1..=args.rounds.max(1) {
+        println!("round {round} of {}", args.rounds.max(1));
+        let (mut sequential, mut burst) = through_berth(&client, &args, round).await?;
+        let (mut plain_seq, mut plain_burst) = plain_docker(&args, round).await?;
+        let figures = [
+            ("Berth, one at a time", &mut sequential),
+            ("plain Docker API, one at a time", &mut plain_seq),
+            ("Berth, burst", &mut burst),
+            ("plain Docker API, burst", &mut plain_burst),
+        ]
+        .map(|(what, samples)| {
+            let (p50, p99) = percentiles(samples);
+            println!(
+                "{what}: {} pods, start latency p50 {p50:.1} ms, p99 {p99:.1} ms",
+                samples.len()
+            );
+            (p50, p99)
+        });
+        for (i, what) in ["one at a time", "in the burst"].into_iter().enumerate() {
+            let (b, p) = (figures[2 * i], figures[2 * i + 1]);
+            println!(
+                "overhead {what}: p50 {:+.1} ms, p99 {:+.1} ms",
+                b.0 - p.0,
+                b.1 - p.1
+            );
+            overheads[2 * i].push(b.0 - p.0);
+            overheads[2 * i + 1].push(b.1 - p.1);
+        }
+    }
+    let rounds = overheads[0].len();
+    if rounds > 1 {
+        let [s50, s99, b50, b99] = overheads.map(|mut v| {
+            v.sort_unstable_by(f64::total_cmp);
+            v[v.len() / 2]
+        });
+        println!(
+            "median over {rounds} rounds: overhead one at a time p50 {s50:+.1} ms, p99 {s99:+.1} ms; \
+             in the burst p50 {b50:+.1} ms, p99 {b99:+.1} ms"
+        );
+    }
+    Ok(())
+}
+
+/// One round through Berth: `count` pods one at a time, then a burst of `count`, each timed
+/// from its create to `Running` as a watch sees it; returns once the agent has removed them all.
+async fn through_berth(
+    client: &kube::Client,
+    args: &PodsArgs,
+    round: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let ns = format!("bench-pods-{}-{round}", std::process::id());
     kube::Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),
@@ -145,40 +202,23 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         );
     }
     watch.abort();
+    // The baseline starts only when the agent has stopped and removed every container, so
+    // that the two never share dockerd.
     pods.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await?;
-    kube::Api::<Namespace>::all(client)
+    let gone = async {
+        while !pods.list(&ListParams::default()).await?.items.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(180), gone)
+        .await
+        .context("the agent did not remove the pods within 180 s")??;
+    kube::Api::<Namespace>::all(client.clone())
         .delete(&ns, &DeleteParams::default())
         .await?;
-
-    let (plain_seq, plain_burst) = plain_docker(&args).await?;
-    report("Berth, one at a time", &mut sequential);
-    report("plain Docker API, one at a time", &mut plain_seq.clone());
-    report("Berth, burst", &mut burst);
-    report("plain Docker API, burst", &mut plain_burst.clone());
-    let (b50, b99) = percentiles(&mut sequential);
-    let (p50, p99) = percentiles(&mut plain_seq.clone());
-    println!(
-        "overhead one at a time: p50 {:+.1} ms, p99 {:+.1} ms",
-        b50 - p50,
-        b99 - p99
-    );
-    let (b50, b99) = percentiles(&mut burst);
-    let (p50, p99) = percentiles(&mut plain_burst.clone());
-    println!(
-        "overhead in the burst: p50 {:+.1} ms, p99 {:+.1} ms",
-        b50 - p50,
-        b99 - p99
-    );
-    Ok(())
-}
-
-fn report(what: &str, samples: &mut [Duration]) {
-    let (p50, p99) = percentiles(samples);
-    println!(
-        "{what}: {} pods, start latency p50 {p50:.1} ms, p99 {p99:.1} ms",
-        samples.len()
-    );
+    Ok((sequential, burst))
 }
 
 fn rss(pid: u32) -> Option<String> {
@@ -195,10 +235,13 @@ fn rss(pid: u32) -> Option<String> {
 }
 
 /// The same containers straight through the Docker API: sequential and burst latencies.
-async fn plain_docker(args: &PodsArgs) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
-    let uid = format!("bench-plain-{}", std::process::id());
+async fn plain_docker(
+    args: &PodsArgs,
+    round: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let uid = format!("bench-plain-{}-{round}", std::process::id());
     let rt = Arc::new(DockerRuntime::connect(uid.clone(), "bench").await?);
-    let network = format!("bench-plain-{}", std::process::id());
+    let network = uid.clone();
     rt.ensure_network(&NetworkSpec {
         name: network.clone(),
         subnet: "10.254.0.0/24".parse()?,
