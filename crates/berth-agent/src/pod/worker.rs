@@ -1421,8 +1421,6 @@ fn strip_times(v: &Value) -> Value {
     }
 }
 
-/// Whether the stored phase differs from the computed one although the agent wrote it (another
-/// writer replaced the status).
 /// Whether the stored status contradicts what the agent computed in what the agent owns: the
 /// phase, or the status of a condition it sets (another writer, e.g. the node lifecycle
 /// controller marking pods of an unreachable node not Ready, may have changed it since the
