@@ -26,12 +26,7 @@ echo 0 >"$ra"
 sync
 echo 1 >/proc/sys/vm/drop_caches
 
-"$work/berth-server" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 \
-  --cluster-cidr 10.202.0.0/16 --data-dir "$work/server" >"$work/server.out" 2>"$work/server.err" &
-server=$!
-for _ in $(seq 1 100); do grep -q '^export KUBECONFIG=' "$work/server.out" 2>/dev/null && break; sleep 0.1; done
-kubeconfig=$(sed -n 's/^export KUBECONFIG=//p' "$work/server.out")
-url=$(sed -n 's/^Berth API server listening on //p' "$work/server.out")
+start_server "$work/berth-server"
 token=$("$work/berth-server" token create --data-dir "$work/server" | tail -n 1)
 node=$prefix-0
 "$work/berth-agent" agent --server "$url" --token "$token" --data-dir "$work/agent" --node-name "$node" \

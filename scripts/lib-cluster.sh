@@ -28,16 +28,19 @@ build_image() {
   printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\n' >"$work/img/Dockerfile"
   docker build -q -t "$img" "$work/img" >/dev/null
 }
-start_cluster() {
-  local n=$1
-  cargo build --release --locked -p berth
-  build_image
-  "$berth" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 \
+start_server() { # [binary]: a server with its data in $work/server; sets server, kubeconfig, url
+  "${1:-$berth}" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 \
     --cluster-cidr 10.201.0.0/16 --data-dir "$work/server" >"$work/server.out" 2>"$work/server.err" &
   server=$!
   for _ in $(seq 1 100); do grep -q '^export KUBECONFIG=' "$work/server.out" 2>/dev/null && break; sleep 0.1; done
   kubeconfig=$(sed -n 's/^export KUBECONFIG=//p' "$work/server.out")
   url=$(sed -n 's/^Berth API server listening on //p' "$work/server.out")
+}
+start_cluster() {
+  local n=$1
+  cargo build --release --locked -p berth
+  build_image
+  start_server
   local token
   token=$("$berth" token create --data-dir "$work/server" | tail -n 1)
   for i in $(seq 0 $((n - 1))); do
