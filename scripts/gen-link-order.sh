@@ -6,8 +6,9 @@
 # that the pages present in each process are exactly the pages it executed (the kernel's
 # fault-around can only map pages already cached). The agent idles, then runs a pod through its
 # life (start, logs, exec, delete) and idles again. The functions on those pages, looked up in the
-# map, are written in this order: the idle agent's, then the rest of the agent's, then the
-# server's, each group in the old address order. Needs root (readahead and the page cache),
+# map, are written in this order: those of both the idle agent and the server, the rest of the
+# idle agent's, the rest of the busy agent's, the rest of the server's, each group in the old
+# address order. Needs root (readahead and the page cache),
 # dockerd, busybox-static and kubectl.
 cd "$(dirname "$0")/.."
 source scripts/lib-cluster.sh
@@ -96,9 +97,12 @@ def touched(name):
     pages = {int(l, 16) for l in open(f"{work}/{name}.pages")}
     return {f for (start, size, f) in functions
             if any(p in pages for p in range(start & ~4095, start + size, 4096))}
+idle, busy, server = touched("agent-idle"), touched("agent-busy"), touched("server")
+# What both run first, then the rest of the idle agent, the rest of the busy agent and the rest
+# of the server: the idle agent's code and the server's each lie in one stretch.
 seen, order = set(), []
-for group in ("agent-idle", "agent-busy", "server"):
-    hit = touched(group)
+for group, hit in (("idle agent and server", idle & server), ("idle agent", idle),
+                   ("busy agent", busy), ("server", server)):
     for (_, _, f) in functions:
         if f in hit and f not in seen:
             seen.add(f)
