@@ -8,8 +8,7 @@
 # life (start, logs, exec, delete) and idles again. The functions on those pages, looked up in the
 # map, are written in this order: those of both the idle agent and the server, the rest of the
 # idle agent's, the rest of the busy agent's, the rest of the server's, each group in the old
-# address order. Needs root (readahead and the page cache),
-# dockerd, busybox-static and kubectl.
+# address order. Needs root (readahead and the page cache), dockerd, busybox-static and kubectl.
 cd "$(dirname "$0")/.."
 source scripts/lib-cluster.sh
 [ "$(id -u)" = 0 ] || { echo "gen-link-order.sh needs root" >&2; exit 1; }
