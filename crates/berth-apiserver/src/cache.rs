@@ -10,7 +10,7 @@
 //! This module must not write to the store.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -282,12 +282,50 @@ pub enum CacheError {
 
 struct State {
     objects: BTreeMap<String, Arc<CachedObject>>,
+    /// The keys of the pods bound to each node (`spec.nodeName`), as kube-apiserver's watch
+    /// cache indexes them: a node's every read of a token, Secret or ConfigMap is authorized by
+    /// looking at its own pods, which must not cost a walk over every pod.
+    pods_by_node: HashMap<String, BTreeSet<String>>,
     revision: Revision,
     history: VecDeque<Arc<CacheEvent>>,
     /// History covers every revision above this one.
     oldest: Revision,
     max_history: usize,
 }
+
+impl State {
+    /// Moves a pod's key in [`State::pods_by_node`] from the node of `old` to that of `new`
+    /// (either absent for a pod created or deleted). Other kinds are not indexed.
+    fn index_pod(&mut self, old: Option<&CachedObject>, new: Option<&CachedObject>) {
+        fn node_of(o: &CachedObject) -> Option<(&str, &String)> {
+            let node = o.field(POD_NODE_FIELD).filter(|n| !n.is_empty())?;
+            (o.kind.storage == POD_STORAGE).then_some((node, &o.key))
+        }
+        let before = old.and_then(node_of);
+        let after = new.and_then(node_of);
+        if before == after {
+            return;
+        }
+        if let Some((node, key)) = before
+            && let Some(keys) = self.pods_by_node.get_mut(node)
+        {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.pods_by_node.remove(node);
+            }
+        }
+        if let Some((node, key)) = after {
+            self.pods_by_node
+                .entry(node.to_string())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+}
+
+/// The storage group and resource of pods, and the field [`State::pods_by_node`] indexes.
+const POD_STORAGE: Storage = ("", "pods");
+const POD_NODE_FIELD: &str = "spec.nodeName";
 
 /// The watch cache (see the module documentation).
 pub struct WatchCache {
@@ -319,6 +357,7 @@ impl WatchCache {
         let cache = Arc::new(WatchCache {
             state: RwLock::new(State {
                 objects: BTreeMap::new(),
+                pods_by_node: HashMap::new(),
                 revision: 0,
                 history: VecDeque::new(),
                 oldest: 0,
@@ -367,6 +406,10 @@ impl WatchCache {
         }
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.pods_by_node.clear();
+            for o in objects.values() {
+                state.index_pod(None, Some(o));
+            }
             state.objects = objects;
             state.revision = list.revision;
             state.history.clear();
@@ -413,6 +456,7 @@ impl WatchCache {
                 EventType::Put => match CachedObject::from_kv(kind, &event.kv) {
                     Ok(obj) => {
                         let obj = Arc::new(obj);
+                        state.index_pod(prev.as_deref(), Some(&obj));
                         state.objects.insert(event.kv.key.clone(), Arc::clone(&obj));
                         let event_type = if prev.is_some() {
                             WatchEventType::Modified
@@ -432,6 +476,7 @@ impl WatchCache {
                     }
                 },
                 EventType::Delete => {
+                    state.index_pod(prev.as_deref(), None);
                     state.objects.remove(&event.kv.key);
                     prev.map(|p| {
                         let mut value = p.value();
@@ -515,6 +560,19 @@ impl WatchCache {
             .map(|(_, o)| Arc::clone(o))
             .collect();
         (items, state.revision)
+    }
+
+    /// The pods bound to `node` whose keys start with `prefix` (all pods, or one namespace's),
+    /// in key order.
+    pub fn pods_bound_to(&self, node: &str, prefix: &str) -> Vec<Arc<CachedObject>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(keys) = state.pods_by_node.get(node) else {
+            return Vec::new();
+        };
+        keys.range(prefix.to_string()..)
+            .take_while(|k| k.starts_with(prefix))
+            .filter_map(|k| state.objects.get(k).cloned())
+            .collect()
     }
 
     /// One object, if cached.
@@ -631,6 +689,62 @@ mod tests {
             "computed once"
         );
         assert!(*e.object.derived(|v| v["metadata"]["name"] == "a"));
+    }
+
+    #[tokio::test]
+    async fn pods_are_indexed_by_the_node_they_are_bound_to() {
+        let store = Arc::new(FakeStore::new());
+        let pod = |ns: &str, name: &str, node: Option<&str>| {
+            let mut p = serde_json::json!({"apiVersion":"v1","kind":"Pod",
+                "metadata":{"name":name,"namespace":ns},"spec":{"containers":[]}});
+            if let Some(n) = node {
+                p["spec"]["nodeName"] = n.into();
+            }
+            Bytes::from(p.to_string())
+        };
+        let key = |ns: &str, name: &str| format!("/registry/core/pods/{ns}/{name}");
+        // Present before the cache starts: indexed by the first list.
+        store
+            .create(&key("a", "p1"), pod("a", "p1", Some("n1")))
+            .await
+            .unwrap();
+        let cache = WatchCache::start(store.clone(), 100).await.unwrap();
+        let created = store
+            .create(&key("a", "p2"), pod("a", "p2", None))
+            .await
+            .unwrap();
+        store
+            .create(&key("b", "p3"), pod("b", "p3", Some("n1")))
+            .await
+            .unwrap();
+        let bound = store
+            .update(
+                &key("a", "p2"),
+                created.mod_revision,
+                pod("a", "p2", Some("n2")),
+            )
+            .await
+            .unwrap();
+        cache
+            .wait_for(bound.mod_revision, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let names = |node: &str, prefix: &str| -> Vec<String> {
+            cache
+                .pods_bound_to(node, prefix)
+                .iter()
+                .map(|o| o.name.clone())
+                .collect()
+        };
+        let all = "/registry/core/pods/";
+        assert_eq!(names("n1", all), ["p1", "p3"]);
+        assert_eq!(names("n1", "/registry/core/pods/a/"), ["p1"]);
+        assert_eq!(names("n2", all), ["p2"]);
+
+        let (_, gone) = store.delete(&key("a", "p1"), None).await.unwrap();
+        cache.wait_for(gone, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(names("n1", all), ["p3"]);
+        assert!(names("n3", all).is_empty());
     }
 
     #[tokio::test]

@@ -70,9 +70,9 @@ fn pods_kind() -> Option<&'static berth_api::ResourceKind> {
     berth_api::kinds::by_resource("", "v1", "pods")
 }
 
-/// The watch cache answers from each pod's facts, derived once per version of the pod: a node
-/// asks for every Secret, ConfigMap and token its pods need, and each question looks at all
-/// its pods in the namespace.
+/// The watch cache answers from each pod's facts, derived once per version of the pod, and its
+/// index of pods by node: a node asks for every Secret, ConfigMap and token its pods need, and
+/// each question looks at all its pods in the namespace.
 impl PodIndex for WatchCache {
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodFacts>> {
         let kind = pods_kind()?;
@@ -84,10 +84,10 @@ impl PodIndex for WatchCache {
         let Some(kind) = pods_kind() else {
             return Vec::new();
         };
-        let (pods, _) = self.list(&kind.namespace_prefix(namespace), |o| {
-            o.field("spec.nodeName") == Some(node)
-        });
-        pods.iter().map(|o| o.derived(PodFacts::of)).collect()
+        self.pods_bound_to(node, &kind.namespace_prefix(namespace))
+            .iter()
+            .map(|o| o.derived(PodFacts::of))
+            .collect()
     }
 }
 
