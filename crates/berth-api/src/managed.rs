@@ -233,26 +233,29 @@ pub fn encode(entries: &[ManagedEntry]) -> Value {
 
 /// The metadata fields no manager ever owns (Kubernetes' `stripMeta`, plus the deletion
 /// timestamp the server sets).
-fn strip_set() -> FieldSet {
-    let mut s = FieldSet::new();
-    s.insert(&Path::fields(&["apiVersion"]).0);
-    s.insert(&Path::fields(&["kind"]).0);
-    s.insert(&Path::fields(&["metadata"]).0);
-    for f in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-        "deletionTimestamp",
-    ] {
-        s.insert(&Path::fields(&["metadata", f]).0);
-    }
-    s
+fn strip_set() -> &'static FieldSet {
+    static STRIP: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(|| {
+        let mut s = FieldSet::new();
+        s.insert(&Path::fields(&["apiVersion"]).0);
+        s.insert(&Path::fields(&["kind"]).0);
+        s.insert(&Path::fields(&["metadata"]).0);
+        for f in [
+            "name",
+            "namespace",
+            "creationTimestamp",
+            "selfLink",
+            "uid",
+            "clusterName",
+            "generation",
+            "managedFields",
+            "resourceVersion",
+            "deletionTimestamp",
+        ] {
+            s.insert(&Path::fields(&["metadata", f]).0);
+        }
+        s
+    });
+    &STRIP
 }
 
 /// The fields a write to `subresource` resets (the strategy's reset fields): `status` for the
@@ -379,12 +382,17 @@ fn record_update(
     time: &str,
 ) -> Result<(), TypedError> {
     let cmp = typed::compare(node, Some(old), Some(new))?.without(ignored);
-    let changed = cmp.modified.union(&cmp.added);
+    let mut changed = cmp.modified;
+    changed.absorb(&cmp.added);
+    // Every manager loses what changed and what is gone (in place: a status write must not
+    // copy the spec's field sets of every other manager).
     for e in entries.iter_mut() {
-        let taken = e.fields.intersection(&changed);
-        e.fields = e.fields.difference(&taken).difference(&cmp.removed);
+        e.fields.subtract(&changed);
+        e.fields.subtract(&cmp.removed);
     }
-    let owned = changed.difference(&cmp.removed).difference(&strip_set());
+    let mut owned = changed;
+    owned.subtract(&cmp.removed);
+    owned.subtract(strip_set());
     if !owned.is_empty() {
         let e = entry_mut(
             entries,
@@ -393,7 +401,8 @@ fn record_update(
             api_version,
             subresource,
         );
-        e.fields = e.fields.union(&owned).difference(&strip_set());
+        e.fields.absorb(&owned);
+        e.fields.subtract(strip_set());
         e.time = Some(time.to_string());
     }
     entries.retain(|e| !e.fields.is_empty());
@@ -635,12 +644,14 @@ fn apply_fields(
     let strip = strip_set();
     for e in entries.iter_mut() {
         if e.is(manager, Operation::Apply, api_version, "") {
-            e.fields = e.fields.difference(&cmp.removed).difference(&strip);
+            e.fields.subtract(&cmp.removed);
+            e.fields.subtract(strip);
             if merged != *live || e.time.is_none() {
                 e.time = Some(time.to_string());
             }
         } else {
-            e.fields = e.fields.difference(&changed).difference(&cmp.removed);
+            e.fields.subtract(&changed);
+            e.fields.subtract(&cmp.removed);
         }
     }
     entries.retain(|e| !e.fields.is_empty());

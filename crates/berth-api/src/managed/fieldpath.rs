@@ -319,6 +319,37 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// Adds the paths of `other` in place (the [`FieldSet::union`] of the two), cloning only
+    /// what `self` lacks.
+    pub fn absorb(&mut self, other: &FieldSet) {
+        self.members.extend(other.members.iter().cloned());
+        for (pe, child) in &other.children {
+            match self.children.get_mut(pe) {
+                Some(mine) => mine.absorb(child),
+                None => {
+                    self.children.insert(pe.clone(), child.clone());
+                }
+            }
+        }
+    }
+
+    /// Removes the paths of `other` in place (the [`FieldSet::difference`] of the two), in
+    /// time proportional to `other`: a write that changes a few fields costs little however
+    /// many fields the set holds.
+    pub fn subtract(&mut self, other: &FieldSet) {
+        for pe in &other.members {
+            self.members.remove(pe);
+        }
+        for (pe, theirs) in &other.children {
+            if let Some(mine) = self.children.get_mut(pe) {
+                mine.subtract(theirs);
+                if mine.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
     /// Paths of `self` that are neither paths of `other` nor below a member of `other`.
     pub fn recursive_difference(&self, other: &FieldSet) -> FieldSet {
         let members = self.members.difference(&other.members).cloned().collect();
@@ -594,6 +625,34 @@ mod tests {
             proptest::prop_assert!(set.difference(&set).is_empty());
             proptest::prop_assert_eq!(set.union(&set), set.clone());
             proptest::prop_assert_eq!(set.intersection(&set), set.clone());
+        }
+
+        #[test]
+        fn in_place_union_and_difference_match_the_copying_ones(
+            a in proptest::collection::vec(proptest::collection::vec(arb_element(), 1..4), 0..16),
+            b in proptest::collection::vec(proptest::collection::vec(arb_element(), 1..4), 0..16),
+        ) {
+            let set = |paths: &[Vec<PathElement>]| {
+                let mut s = FieldSet::new();
+                for p in paths {
+                    s.insert(p);
+                }
+                s
+            };
+            // Half of a's paths are in b too, so that the sets overlap at every level.
+            let (a, mut b) = (set(&a), set(&b));
+            let half: Vec<Vec<PathElement>> = a.paths().into_iter().step_by(2).map(|p| p.0).collect();
+            b.absorb(&set(&half));
+            let mut absorbed = a.clone();
+            absorbed.absorb(&b);
+            proptest::prop_assert_eq!(&absorbed, &a.union(&b));
+            let mut subtracted = a.clone();
+            subtracted.subtract(&b);
+            proptest::prop_assert_eq!(&subtracted, &a.difference(&b));
+            let mut emptied = a.clone();
+            emptied.subtract(&a);
+            proptest::prop_assert!(emptied.is_empty());
+            proptest::prop_assert_eq!(emptied, FieldSet::new());
         }
     }
 
