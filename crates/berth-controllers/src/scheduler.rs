@@ -44,7 +44,8 @@ pub const RETRY_PERIOD: Duration = Duration::from_secs(30);
 /// How soon after a change of nodes or placed pods the unschedulable pods are tried again (the
 /// changes of that second are handled together).
 pub const CHANGE_DELAY: Duration = Duration::from_secs(1);
-/// How many binds and status writes may be under way at once.
+/// How many binds and status writes may be under way at once (their events are recorded after
+/// the permit is given back).
 const CONCURRENT_WRITES: usize = 32;
 /// How many pods are placed before the informers are read again.
 const BATCH: usize = 64;
@@ -473,7 +474,7 @@ impl Loop {
         let tx = self.bound_tx.clone();
         let now = self.ctx.clock.now();
         tokio::spawn(async move {
-            let _permit = writes.acquire_owned().await;
+            let permit = writes.acquire_owned().await;
             let api: Api<Pod> = Api::namespaced(client.clone(), &key.namespace);
             let body = binding(&pod, &node);
             let result = api
@@ -485,6 +486,8 @@ impl Loop {
                     node: node.clone(),
                     source,
                 });
+            // The event does not hold up the next bind.
+            drop(permit);
             if result.is_ok() {
                 workload::record_event(
                     &client,
@@ -517,16 +520,17 @@ impl Loop {
         let writes = Arc::clone(&self.writes);
         let now = self.ctx.clock.now();
         tokio::spawn(async move {
-            let _permit = writes.acquire_owned().await;
+            let permit = writes.acquire_owned().await;
             let api: Api<Pod> = Api::namespaced(client.clone(), &key.namespace);
-            match api
+            let written = api
                 .patch_status(
                     &key.name,
                     &PatchParams::default(),
                     &Patch::Strategic(&patch),
                 )
-                .await
-            {
+                .await;
+            drop(permit);
+            match written {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => return,
                 Err(source) => {
