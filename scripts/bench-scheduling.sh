@@ -11,10 +11,14 @@ shift || true
 berth=$PWD/target/release/berth
 cargo build --release --locked -p berth
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench-scheduling.XXXXXX")
+# The simulated nodes' pod directories (service-account tokens and other secret volumes, which a
+# kubelet keeps on tmpfs) go to memory when /dev/shm exists: a hundred nodes' files on this
+# machine's one disk would measure its inode allocator, not the cluster.
+sim=$(mktemp -d /dev/shm/berth-bench-sim.XXXXXX 2>/dev/null || mktemp -d "$work/sim.XXXXXX")
 cleanup() {
   kill "${agent:-0}" "${server:-0}" 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$sim"
 }
 trap cleanup EXIT
 "$berth" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 \
@@ -24,7 +28,7 @@ for _ in $(seq 1 100); do grep -q '^export KUBECONFIG=' "$work/server.out" 2>/de
 kubeconfig=$(sed -n 's/^export KUBECONFIG=//p' "$work/server.out")
 url=$(sed -n 's/^Berth API server listening on //p' "$work/server.out")
 token=$("$berth" token create --data-dir "$work/server" | tail -n 1)
-"$berth" agent --simulate "$nodes" --server "$url" --token "$token" --data-dir "$work/agent" \
+"$berth" agent --simulate "$nodes" --server "$url" --token "$token" --data-dir "$sim" \
   --node-name bench --node-ip 127.0.0.1 >"$work/agent.out" 2>"$work/agent.err" &
 agent=$!
 for _ in $(seq 1 600); do
