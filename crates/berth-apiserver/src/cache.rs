@@ -1,9 +1,10 @@
 //! The watch cache: one writer (a single store watch over every resource), many cheap readers.
 //!
 //! The cache holds the current state of every object, already serialized with its
-//! `resourceVersion` (as JSON, and as protobuf once a client has asked for it), plus the labels and selectable fields needed to filter lists and watches,
-//! an index of pods by the node they are bound to, and a bounded history of recent changes so
-//! that watches can resume from a recent `resourceVersion`. A watch from a revision older than the history gets `410 Gone`.
+//! `resourceVersion` (as JSON, and as protobuf once a client has asked for it), plus the labels
+//! and selectable fields needed to filter lists and watches, an index of pods by the node they
+//! are bound to, and a bounded history of recent changes so that watches can resume from a
+//! recent `resourceVersion`. A watch from a revision older than the history gets `410 Gone`.
 //!
 //! Nothing reads the cache before it is synced: [`WatchCache::start`] lists the store first.
 //! Consistent reads wait until the cache has caught up with the store's current revision.
