@@ -299,8 +299,11 @@ impl State {
     /// (either absent for a pod created or deleted). Other kinds are not indexed.
     fn index_pod(&mut self, old: Option<&CachedObject>, new: Option<&CachedObject>) {
         fn node_of(o: &CachedObject) -> Option<(&str, &String)> {
+            if o.kind.storage != POD_STORAGE {
+                return None;
+            }
             let node = o.field(POD_NODE_FIELD).filter(|n| !n.is_empty())?;
-            (o.kind.storage == POD_STORAGE).then_some((node, &o.key))
+            Some((node, &o.key))
         }
         let before = old.and_then(node_of);
         let after = new.and_then(node_of);
