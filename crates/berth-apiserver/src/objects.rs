@@ -153,13 +153,13 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
 }
 
 /// The bytes stored for an object: without `resourceVersion` (the store's revision is the
-/// truth) and without `selfLink`.
-fn encode_for_store(obj: &Value) -> Bytes {
-    let mut o = obj.clone();
-    let m = meta::metadata_mut(&mut o);
+/// truth) and without `selfLink`. Both are removed from `obj` itself; a successful write sets
+/// the new `resourceVersion` afterwards.
+fn encode_for_store(obj: &mut Value) -> Bytes {
+    let m = meta::metadata_mut(obj);
     m.remove("resourceVersion");
     m.remove("selfLink");
-    Bytes::from(serde_json::to_vec(&o).unwrap_or_default())
+    Bytes::from(serde_json::to_vec(obj).unwrap_or_default())
 }
 
 fn set_resource_version(obj: &mut Value, rev: Revision) {
@@ -183,16 +183,36 @@ pub fn tracks_generation(kind: &ResourceKind) -> bool {
     ) && !matches!(kind.kind, "ControllerRevision")
 }
 
-/// Everything of an object but `metadata` and `status`: what a generation bump looks at.
-fn spec_part(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
-    }
-    o
+/// True when two objects differ in nothing but `metadata` and `status`: what a generation
+/// bump looks at.
+fn same_spec(old: &Value, new: &Value) -> bool {
+    same_fields(
+        old,
+        new,
+        &["metadata", "status", "apiVersion", "kind"],
+        &|_, a, b| a == b,
+    )
+}
+
+/// Compares two JSON objects key by key without copying them: the keys in `skip` are passed
+/// over, the others must be in both and `eq` must hold for their values. Values that are not
+/// objects are compared whole.
+fn same_fields(
+    a: &Value,
+    b: &Value,
+    skip: &[&str],
+    eq: &dyn Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let kept = |m: &serde_json::Map<String, Value>| {
+        m.keys().filter(|k| !skip.contains(&k.as_str())).count()
+    };
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k).is_some_and(|w| eq(k, v, w)))
 }
 
 /// Checks `apiVersion` and `kind` of a body against the endpoint; fills them when absent.
@@ -499,7 +519,7 @@ impl Objects {
         }
         let allocated = self.allocate(kind, None, &mut obj).await?;
         let key = kind.key(namespace, meta::name(&obj));
-        match self.store.create(&key, encode_for_store(&obj)).await {
+        match self.store.create(&key, encode_for_store(&mut obj)).await {
             Ok(kv) => {
                 set_resource_version(&mut obj, kv.mod_revision);
                 Ok(Written {
@@ -591,7 +611,7 @@ impl Objects {
             berth_api::defaults::apply(kind, &mut new);
             if tracks_generation(kind) {
                 let generation = meta::generation(&old).max(1);
-                let bumped = if spec_part(&old) != spec_part(&new) {
+                let bumped = if !same_spec(&old, &new) {
                     generation + 1
                 } else {
                     generation
@@ -660,7 +680,7 @@ impl Objects {
             let allocated = self.allocate(kind, Some(&old), &mut new).await?;
             match self
                 .store
-                .update(&key, current.mod_revision, encode_for_store(&new))
+                .update(&key, current.mod_revision, encode_for_store(&mut new))
                 .await
             {
                 Ok(kv) => {
@@ -793,7 +813,7 @@ impl Objects {
                 }
                 match self
                     .store
-                    .update(&key, current.mod_revision, encode_for_store(&obj))
+                    .update(&key, current.mod_revision, encode_for_store(&mut obj))
                     .await
                 {
                     Ok(kv) => {
@@ -1206,18 +1226,28 @@ fn merge_part(kind: &ResourceKind, part: Part, old: &Value, new: Value) -> Value
             copy_status(&mut new, old);
             new
         }
-        // Status writers change the status only.
+        // Status writers change the status only: the stored object but its status, and the
+        // written status.
         Part::Status => {
-            let mut merged = old.clone();
-            copy_status(&mut merged, &new);
-            merged
+            let (Some(stored), Value::Object(mut written)) = (old.as_object(), new) else {
+                return old.clone();
+            };
+            let mut merged: serde_json::Map<String, Value> = stored
+                .iter()
+                .filter(|(k, _)| k.as_str() != "status")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Some(status) = written.remove("status") {
+                merged.insert("status".into(), status);
+            }
+            Value::Object(merged)
         }
     }
 }
 
 /// Keeps metadata the server owns from the stored object.
 fn preserve_server_metadata(old: &Value, new: &mut Value) {
-    let om = old.get("metadata").cloned().unwrap_or(Value::Null);
+    let om = old.get("metadata").unwrap_or(&Value::Null);
     let m = meta::metadata_mut(new);
     for f in [
         "uid",
@@ -1243,38 +1273,49 @@ fn preserve_server_metadata(old: &Value, new: &mut Value) {
     m.remove("selfLink");
 }
 
-fn without(obj: &Value, fields: &[&str]) -> Value {
-    let mut o = obj.clone();
-    let m = meta::metadata_mut(&mut o);
-    for f in fields {
-        m.remove(*f);
-    }
-    o
+/// True if two objects are equal but for the metadata fields `meta_skip`, with `eq` comparing
+/// the metadata fields that are not skipped.
+fn same_but_metadata(
+    old: &Value,
+    new: &Value,
+    meta_skip: &[&str],
+    eq: &dyn Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    same_fields(old, new, &[], &|k, a, b| {
+        if k == "metadata" {
+            same_fields(a, b, meta_skip, eq)
+        } else {
+            a == b
+        }
+    })
 }
 
 /// True if nothing but server bookkeeping differs (a no-op write is not stored).
 fn unchanged(old: &Value, new: &Value) -> bool {
-    without(old, &["resourceVersion", "managedFields"])
-        == without(new, &["resourceVersion", "managedFields"])
+    same_but_metadata(
+        old,
+        new,
+        &["resourceVersion", "managedFields"],
+        &|_, a, b| a == b,
+    )
 }
 
 /// True if nothing differs but the managed fields' timestamps.
 fn unchanged_with_managed(old: &Value, new: &Value) -> bool {
-    fn strip_times(v: &Value) -> Value {
-        let mut v = without(v, &["resourceVersion"]);
-        if let Some(mf) = v
-            .pointer_mut("/metadata/managedFields")
-            .and_then(Value::as_array_mut)
-        {
-            for e in mf {
-                if let Some(m) = e.as_object_mut() {
-                    m.remove("time");
-                }
-            }
+    same_but_metadata(old, new, &["resourceVersion"], &|k, a, b| {
+        if k != "managedFields" {
+            return a == b;
         }
-        v
-    }
-    strip_times(old) == strip_times(new)
+        match (a.as_array(), b.as_array()) {
+            (Some(a), Some(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| same_fields(x, y, &["time"], &|_, p, q| p == q))
+            }
+            _ => a == b,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -1294,5 +1335,58 @@ mod tests {
         let o = json!({"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"X","name":"a"}]}});
         let causes = validate_owner_references(&o);
         assert_eq!(causes[0].field, "metadata.ownerReferences[0].uid");
+    }
+
+    fn pod(rv: &str, time: &str, image: &str, phase: &str) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "resourceVersion": rv, "labels": {"a": "1"},
+                "managedFields": [{"manager": "m", "operation": "Update", "time": time}]},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+            "status": {"phase": phase},
+        })
+    }
+
+    #[test]
+    fn comparisons_pass_over_only_the_bookkeeping_fields() {
+        let base = pod("1", "t1", "i:1", "Pending");
+        // Another resourceVersion and managed-fields time: unchanged either way.
+        let touched = pod("2", "t2", "i:1", "Pending");
+        assert!(unchanged(&base, &touched));
+        assert!(unchanged_with_managed(&base, &touched));
+        // Another manager: unchanged for the content, changed with the managed fields.
+        let mut managed = base.clone();
+        managed["metadata"]["managedFields"][0]["manager"] = json!("other");
+        assert!(unchanged(&base, &managed));
+        assert!(!unchanged_with_managed(&base, &managed));
+        // A label more, or one less, is a change.
+        let mut labelled = base.clone();
+        labelled["metadata"]["labels"]["b"] = json!("2");
+        assert!(!unchanged(&base, &labelled) && !unchanged(&labelled, &base));
+        let mut unlabelled = base.clone();
+        meta::metadata_mut(&mut unlabelled).remove("labels");
+        assert!(!unchanged(&base, &unlabelled) && !unchanged(&unlabelled, &base));
+        // The spec decides the generation; status and metadata do not.
+        assert!(same_spec(&base, &pod("3", "t3", "i:1", "Running")));
+        assert!(same_spec(&base, &labelled));
+        assert!(!same_spec(&base, &pod("1", "t1", "i:2", "Pending")));
+        assert!(!unchanged(&base, &pod("1", "t1", "i:1", "Running")));
+        let mut extra = base.clone();
+        extra["spec"]["nodeName"] = json!("n");
+        assert!(!same_spec(&base, &extra) && !same_spec(&extra, &base));
+    }
+
+    #[test]
+    fn a_status_write_keeps_the_stored_object_but_its_status() {
+        let kind = kinds::by_kind("v1", "Pod").unwrap();
+        let stored = pod("1", "t1", "i:1", "Pending");
+        let written = pod("1", "t1", "i:2", "Running");
+        let merged = merge_part(kind, Part::Status, &stored, written);
+        assert_eq!(merged["spec"], stored["spec"]);
+        assert_eq!(merged["status"]["phase"], "Running");
+        let mut no_status = stored.clone();
+        no_status.as_object_mut().unwrap().remove("status");
+        let merged = merge_part(kind, Part::Status, &stored, no_status.clone());
+        assert_eq!(merged, no_status);
     }
 }
