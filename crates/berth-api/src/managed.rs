@@ -259,9 +259,11 @@ fn strip_set() -> &'static FieldSet {
 }
 
 /// The fields a write to `subresource` resets (the strategy's reset fields): `status` for the
-/// main resource of kinds with a status subresource, `spec` for status writes.
+/// main resource of kinds with a status subresource, `spec` for status writes. Also
+/// `metadata.managedFields`, the record itself, which no manager owns.
 fn reset_fields(kind: &ResourceKind, subresource: Option<&str>) -> FieldSet {
     let mut s = FieldSet::new();
+    s.insert(&Path::fields(&["metadata", "managedFields"]).0);
     match subresource {
         None if kind.has_status() => s.insert(&Path::fields(&["status"]).0),
         Some("status") => s.insert(&Path::fields(&["spec"]).0),
@@ -381,7 +383,7 @@ fn record_update(
     ignored: &FieldSet,
     time: &str,
 ) -> Result<(), TypedError> {
-    let cmp = typed::compare(node, Some(old), Some(new))?.without(ignored);
+    let cmp = typed::compare_ignoring(node, Some(old), Some(new), ignored)?;
     let mut changed = cmp.modified;
     changed.absorb(&cmp.added);
     // Every manager loses what changed and what is gone (in place: a status write must not
@@ -513,16 +515,20 @@ pub fn update(
             None => decode_or_empty(old),
         }
     };
-    let new_plain = without_managed_fields(new);
-    let old_plain = match old {
-        Some(o) => without_managed_fields(o),
-        None => creation_base(&schema::root(kind), &new_plain),
-    };
     let node = schema::root(kind);
+    // The objects are walked as they are: `reset_fields` keeps their managedFields out.
+    let base;
+    let old = match old {
+        Some(o) => o,
+        None => {
+            base = creation_base(&node, new);
+            &base
+        }
+    };
     let recorded = record_update(
         &node,
-        &old_plain,
-        &new_plain,
+        old,
+        new,
         &mut entries,
         manager_name(manager),
         &kind.api_version(),
@@ -623,7 +629,7 @@ fn apply_fields(
             .fold(FieldSet::new(), |acc, e| acc.union(&e.fields));
         typed::prune(node, &mut merged, &last, Some(&keep));
     }
-    let cmp = typed::compare(node, Some(live), Some(&merged))?.without(ignored);
+    let cmp = typed::compare_ignoring(node, Some(live), Some(&merged), ignored)?;
     let changed = cmp.modified.union(&cmp.added);
     let mut conflicts = Vec::new();
     for e in entries.iter() {

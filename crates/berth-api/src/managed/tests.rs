@@ -942,3 +942,39 @@ fn associative_list_merge_keeps_live_items_in_place_and_follows_the_configuratio
         json!({"spec": {"template": {"spec": {"containers": [{"name": "x"}, {"name": "x"}]}}}});
     assert!(typed::merge(&node, &containers(&["a"]), &dup).is_err());
 }
+
+/// A small JSON object over the keys `a`, `b`, `c`: nested maps and leaves.
+fn arb_object() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![(0..3i64).prop_map(|n| json!(n)), Just(Value::Null)];
+    let tree = leaf.prop_recursive(3, 24, 3, |inner| {
+        proptest::collection::btree_map(prop_oneof!["a", "b", "c"], inner, 0..3)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    });
+    proptest::collection::btree_map(prop_oneof!["a", "b", "c"], tree, 0..3)
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
+proptest::proptest! {
+    #[test]
+    fn comparing_around_ignored_fields_matches_dropping_them_afterwards(
+        old in arb_object(),
+        new in arb_object(),
+        ignored in proptest::collection::vec(
+            proptest::collection::vec(proptest::prop_oneof!["a", "b", "c"], 1..4),
+            0..4,
+        ),
+    ) {
+        let mut set = FieldSet::new();
+        for p in &ignored {
+            let names: Vec<&str> = p.iter().map(String::as_str).collect();
+            set.insert(&fp(&names));
+        }
+        let node = Node::Untyped;
+        let full = typed::compare(&node, Some(&old), Some(&new)).unwrap();
+        let skipped = typed::compare_ignoring(&node, Some(&old), Some(&new), &set).unwrap();
+        proptest::prop_assert_eq!(skipped.added, full.added.recursive_difference(&set));
+        proptest::prop_assert_eq!(skipped.modified, full.modified.recursive_difference(&set));
+        proptest::prop_assert_eq!(skipped.removed, full.removed.recursive_difference(&set));
+    }
+}

@@ -214,27 +214,40 @@ pub struct Comparison {
     pub removed: FieldSet,
 }
 
-impl Comparison {
-    /// Drops every path at or below a member of `ignored`.
-    pub fn without(&self, ignored: &FieldSet) -> Comparison {
-        Comparison {
-            added: self.added.recursive_difference(ignored),
-            modified: self.modified.recursive_difference(ignored),
-            removed: self.removed.recursive_difference(ignored),
-        }
-    }
-}
-
 /// Compares `old` with `new` (either may be absent).
+#[cfg(test)]
 pub fn compare(
     node: &Node,
     old: Option<&Value>,
     new: Option<&Value>,
 ) -> Result<Comparison, TypedError> {
+    compare_ignoring(node, old, new, &FieldSet::new())
+}
+
+/// Compares `old` with `new` leaving out every path at or below a member of `ignored`: those
+/// parts of the objects are not walked at all (a status write does not walk the spec).
+pub fn compare_ignoring(
+    node: &Node,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    ignored: &FieldSet,
+) -> Result<Comparison, TypedError> {
     let mut cmp = Comparison::default();
     let mut path = Vec::new();
-    compare_at(node, old, new, &mut path, &mut cmp)?;
+    compare_at(node, old, new, Some(ignored), &mut path, &mut cmp)?;
     Ok(cmp)
+}
+
+/// The part of `ignored` below `pe`, or `Err(())` when `pe` itself is ignored.
+fn ignored_below<'a>(
+    ignored: Option<&'a FieldSet>,
+    pe: &PathElement,
+) -> Result<Option<&'a FieldSet>, ()> {
+    match ignored {
+        Some(i) if i.has_member(pe) => Err(()),
+        Some(i) => Ok(i.child(pe)),
+        None => Ok(None),
+    }
 }
 
 fn compare_leaf(
@@ -255,6 +268,7 @@ fn compare_at(
     node: &Node,
     old: Option<&Value>,
     new: Option<&Value>,
+    ignored: Option<&FieldSet>,
     path: &mut Vec<PathElement>,
     cmp: &mut Comparison,
 ) -> Result<(), TypedError> {
@@ -270,7 +284,7 @@ fn compare_at(
         let old = old.filter(|v| !v.is_null());
         let new = new.filter(|v| !v.is_null());
         let mut inner = Comparison::default();
-        compare_at(node, old, new, path, &mut inner)?;
+        compare_at(node, old, new, ignored, path, &mut inner)?;
         // Drop the self path the walk recorded for the absent side.
         let mut self_path = FieldSet::new();
         self_path.insert(path);
@@ -295,11 +309,16 @@ fn compare_at(
             };
             let keys: BTreeSet<&String> = old_map.keys().chain(new_map.keys()).collect();
             for key in keys {
-                path.push(PathElement::Field(key.clone()));
+                let pe = PathElement::Field(key.clone());
+                let Ok(below) = ignored_below(ignored, &pe) else {
+                    continue;
+                };
+                path.push(pe);
                 compare_at(
                     &child_node(node, key),
                     old_map.get(key),
                     new_map.get(key),
+                    below,
                     path,
                     cmp,
                 )?;
@@ -334,11 +353,15 @@ fn compare_at(
             let new_index = index_items(&list_type, new_items, path)?;
             let pes: BTreeSet<&PathElement> = old_index.keys().chain(new_index.keys()).collect();
             for pe in pes {
+                let Ok(below) = ignored_below(ignored, pe) else {
+                    continue;
+                };
                 path.push(pe.clone());
                 compare_at(
                     element,
                     old_index.get(pe).copied(),
                     new_index.get(pe).copied(),
+                    below,
                     path,
                     cmp,
                 )?;
