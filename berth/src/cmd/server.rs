@@ -136,16 +136,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let controllers = if args.disable_controllers {
         None
     } else {
-        Some(
-            crate::cmd::controllers::start(
-                &server.kubeconfig,
-                crate::cmd::controllers::default_identity(),
-                &args.node_lifecycle,
-                agent_rx.clone(),
-            )
-            .await
-            .context("starting the controllers")?,
-        )
+        // In process, the controllers skip TLS: they reach the API through the loopback,
+        // with the admin kubeconfig's certificate.
+        let client =
+            crate::cmd::controllers::loopback_client(Arc::clone(&server.api), &server.kubeconfig)
+                .context("starting the controllers")?;
+        Some(crate::cmd::controllers::start(
+            client,
+            crate::cmd::controllers::kubeconfig_ca_pem(&server.kubeconfig),
+            crate::cmd::controllers::default_identity(),
+            &args.node_lifecycle,
+            agent_rx.clone(),
+        ))
     };
     let agent = if args.disable_agent {
         None

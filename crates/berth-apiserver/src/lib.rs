@@ -29,6 +29,7 @@ pub mod controllers;
 pub mod convert;
 pub mod fuzzing;
 pub mod join;
+pub mod loopback;
 pub mod objects;
 pub mod pki;
 pub mod proxy;

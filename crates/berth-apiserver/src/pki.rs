@@ -68,6 +68,9 @@ pub enum PkiError {
     /// The client certificate verifier could not be built.
     #[error("client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A client certificate chain to check was empty.
+    #[error("no client certificate")]
+    NoClientCertificate,
     /// A subject alternative name is not a valid DNS name or IP address.
     #[error("invalid subject alternative name {0:?}")]
     InvalidSan(String),
@@ -710,20 +713,41 @@ impl ClusterPki {
     /// admitted (the server then authenticates them by bearer token or rejects them).
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, PkiError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca_der.clone())?;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .allow_unauthenticated()
-        .build()?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_client_cert_verifier(verifier)
+            .with_client_cert_verifier(self.client_verifier()?)
             .with_single_cert(vec![self.serving.cert_der()?], self.serving.key_der()?)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+
+    /// The verifier of client certificates: signed by the cluster CA, or none at all.
+    fn client_verifier(
+        &self,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, PkiError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone())?;
+        Ok(
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()?,
+        )
+    }
+
+    /// Checks a client certificate chain (leaf first) as the TLS handshake would: valid now
+    /// and signed by the cluster CA.
+    pub fn verify_client_chain(
+        &self,
+        chain: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<(), PkiError> {
+        let (leaf, intermediates) = chain.split_first().ok_or(PkiError::NoClientCertificate)?;
+        self.client_verifier()?.verify_client_cert(
+            leaf,
+            intermediates,
+            rustls::pki_types::UnixTime::now(),
+        )?;
+        Ok(())
     }
 
     /// Writes a kubeconfig for `server_url` with the admin credential to `path`, mode 0600.

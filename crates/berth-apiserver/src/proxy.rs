@@ -228,7 +228,7 @@ pub async fn handle(
     info: &RequestInfo,
     query: &Query,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: crate::server::RequestBody,
 ) -> Result<Response<Body>, ApiError> {
     drop(body);
     let sub = info.subresource.as_deref().unwrap_or_default();

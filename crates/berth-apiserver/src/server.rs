@@ -16,6 +16,7 @@ use berth_api::ApiError;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
@@ -32,6 +33,10 @@ use crate::objects::Objects;
 use crate::query::Query;
 use crate::rest::ResourceRequest;
 use crate::{Api, Reply};
+
+/// A request body as the handlers read it: a connection's body, or an in-process client's
+/// ([`crate::loopback`]).
+pub type RequestBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The Kubernetes version Berth's API corresponds to.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
@@ -249,6 +254,7 @@ async fn accept_loop(
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let api = Arc::clone(&api);
                 let certs = Arc::clone(&certs);
+                let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
                 async move { Ok::<_, std::convert::Infallible>(handle(api, &certs, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -291,10 +297,11 @@ pub fn go_arch() -> &'static str {
     }
 }
 
-async fn handle(
+/// Serves one request of a client that presented `certs` (none for bearer tokens).
+pub(crate) async fn handle(
     api: Arc<Api>,
     certs: &[rustls::pki_types::CertificateDer<'static>],
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Response<Body> {
     // One line per request at debug level (target `berth::http`), as kube-apiserver logs them.
     let logged = tracing::enabled!(target: "berth::http", tracing::Level::DEBUG)
@@ -327,7 +334,7 @@ fn header<'a>(req: &'a http::request::Parts, name: &str) -> Option<&'a str> {
 async fn route(
     api: Arc<Api>,
     certs: &[rustls::pki_types::CertificateDer<'static>],
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     raw: &mut Option<Response<Body>>,
 ) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
@@ -492,7 +499,7 @@ fn admit_node(
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`]; a larger one is a 413.
-async fn read_body(parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+async fn read_body(parts: &http::request::Parts, body: RequestBody) -> Result<Bytes, ApiError> {
     let declared = header(parts, "content-length").and_then(|l| l.parse::<usize>().ok());
     let mut body = body;
     if declared.is_none_or(|len| len <= MAX_BODY_BYTES) {
