@@ -37,5 +37,12 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%F); $ready simulated nodes Ready"
-"$berth" bench scheduling --kubeconfig "$kubeconfig" "$@"
+# CPU time (user + system, in clock ticks) of a process so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+seconds_since() { awk -v a="$1" -v b="$(ticks "$2")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f s", (b - a) / hz }'; }
+server_ticks=$(ticks "$server")
+agent_ticks=$(ticks "$agent")
+# Bounded, so that a stuck client cannot hold the machine.
+timeout 600 "$berth" bench scheduling --kubeconfig "$kubeconfig" "$@"
+echo "CPU during the run: server $(seconds_since "$server_ticks" "$server"), simulated nodes $(seconds_since "$agent_ticks" "$agent")"
 echo "server RSS: $(awk '/VmRSS/{printf "%.1f MB", $2/1024}' /proc/$server/status); simulated agent RSS: $(awk '/VmRSS/{printf "%.1f MB", $2/1024}' /proc/$agent/status)"

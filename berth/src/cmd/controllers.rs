@@ -80,7 +80,7 @@ fn inline_or_file(data: Option<&str>, file: Option<&str>) -> Option<String> {
 }
 
 /// A client of the API server running in this process, authenticated as the client
-/// certificate of the kubeconfig at `path` (which that server wrote), with no TLS connection.
+/// certificate of `kubeconfig` (which that server wrote), with no TLS connection.
 pub fn loopback_client(
     api: Arc<berth_apiserver::Api>,
     kubeconfig: &Path,
