@@ -130,12 +130,14 @@ pub struct RunningAgent {
     pub port: u16,
 }
 
-/// Starts the agent with the credentials in `dir` (written by a join or by the server).
+/// Starts the agent with the credentials in `dir` (written by a join or by the server),
+/// reaching the API with `client` (made from those credentials).
 pub async fn start(
     node: &NodeArgs,
     node_name: &str,
     dir: &Path,
     creds: NodeCredentials,
+    client: kube::Client,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<RunningAgent> {
     let node_ip = node.node_ip.unwrap_or_else(default_node_ip);
@@ -147,7 +149,6 @@ pub async fn start(
         .and_then(|c| c.cluster.as_ref())
         .and_then(|c| c.server.clone())
         .unwrap_or_default();
-    let client = crate::cmd::controllers::client_from_kubeconfig(&creds.kubeconfig).await?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         node.listen_port,
@@ -263,7 +264,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     let creds = join_or_load(&args, &node_name, node_ip, &dir).await?;
     let (tx, rx) = watch::channel(false);
-    let agent = start(&args.node, &node_name, &dir, creds, rx).await?;
+    let client = crate::cmd::controllers::client_from_kubeconfig(&creds.kubeconfig).await?;
+    let agent = start(&args.node, &node_name, &dir, creds, client, rx).await?;
     println!(
         "Berth agent {node_name} running (streaming endpoint on port {})",
         agent.port

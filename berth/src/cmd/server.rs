@@ -211,7 +211,12 @@ async fn start_local_agent(
     .context("issuing the local node's credentials")?;
     let creds = berth_agent::join::load_credentials(&dir)?
         .context("the local node's credentials were not written")?;
-    let running = agent::start(&args.node, &node_name, &dir, creds, shutdown).await?;
+    // The agent in the server's process reaches the API through the loopback, with its own
+    // node credential: the node authorizer limits it as it limits any other node.
+    let client =
+        crate::cmd::controllers::loopback_client(Arc::clone(&server.api), &creds.kubeconfig)
+            .context("the local node's API client")?;
+    let running = agent::start(&args.node, &node_name, &dir, creds, client, shutdown).await?;
     tracing::info!(node = %node_name, port = running.port, "node agent started");
     Ok(running)
 }
