@@ -16,7 +16,8 @@ work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench-scheduling.XXXXXX")
 # machine's one disk would measure its inode allocator, not the cluster.
 sim=$(mktemp -d /dev/shm/berth-bench-sim.XXXXXX 2>/dev/null || mktemp -d "$work/sim.XXXXXX")
 cleanup() {
-  kill "${agent:-0}" "${server:-0}" 2>/dev/null || true
+  # Only the processes started (`kill 0` would signal this whole process group).
+  kill ${agent:+"$agent"} ${server:+"$server"} 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work" "$sim"
 }

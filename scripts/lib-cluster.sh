@@ -6,14 +6,20 @@ berth=$PWD/target/release/berth
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench.XXXXXX")
 prefix="bench$$"
 agents=()
+remove_node_containers() { # node: the containers and networks an agent made for it
+  local ids nets
+  ids=$(docker ps -aq --filter "label=dev.berth.node=$1")
+  [ -n "$ids" ] && docker rm -f $ids >/dev/null
+  nets=$(docker network ls -q --filter "label=dev.berth.node=$1")
+  [ -n "$nets" ] && docker network rm $nets >/dev/null
+  return 0
+}
 cleanup_cluster() {
-  kill "${agents[@]}" "${server:-0}" 2>/dev/null || true
+  # Only the processes started (`kill 0` would signal this whole process group).
+  kill "${agents[@]}" ${server:+"$server"} 2>/dev/null || true
   wait 2>/dev/null || true
   for i in 0 1 2 3 4 5 6 7; do
-    ids=$(docker ps -aq --filter "label=dev.berth.node=$prefix-$i")
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null
-    nets=$(docker network ls -q --filter "label=dev.berth.node=$prefix-$i")
-    [ -n "$nets" ] && docker network rm $nets >/dev/null
+    remove_node_containers "$prefix-$i"
   done
   rm -rf "$work"
 }
