@@ -327,6 +327,15 @@ impl FieldSelector {
         })
     }
 
+    /// The value that a `field=value` term of this selector requires of `field`, if it has
+    /// one: every object the selector matches has that value (absent counting as empty).
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.requirements
+            .iter()
+            .find(|r| !r.negated && r.field == field)
+            .map(|r| r.value.as_str())
+    }
+
     /// Like [`Self::matches`], looking field values up through `get`.
     pub fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements

@@ -63,9 +63,31 @@ pub struct CachedObject {
     /// The object as a protobuf object message, encoded on first use (see
     /// [`CachedObject::protobuf`]).
     protobuf: OnceLock<Option<Bytes>>,
-    /// A value derived from the object on first use (see [`CachedObject::derived`]).
+    /// A value derived from the object as it entered the cache or on first use (see
+    /// [`CachedObject::derived`]).
     derived: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
+
+/// The value kept with each new version of an object as it enters the cache, derived while its
+/// parsed form is at hand rather than by parsing its JSON again later (see
+/// [`CachedObject::derived`]): for pods, the facts the node authorizer asks of every pod on a
+/// node each time that node reads a Secret, a ConfigMap or a token, and pods change often.
+fn derive_on_entry(kind: &ResourceKind, value: &Value) -> Option<Arc<dyn Any + Send + Sync>> {
+    (kind.group.is_empty() && kind.kind == "Pod")
+        .then(|| Arc::new(crate::authz::node::PodFacts::of(value)) as Arc<dyn Any + Send + Sync>)
+}
+
+/// The field whose value routes the changes of `kind` to the watches that require a value of
+/// it, as kube-apiserver's watch cache routes pods by `spec.nodeName`: each node watches its
+/// own pods, and a change of a pod must wake the watches of the (at most two) nodes it was and
+/// is bound to, not every node's.
+pub fn trigger_field(kind: &ResourceKind) -> Option<&'static str> {
+    (kind.group.is_empty() && kind.kind == "Pod").then_some("spec.nodeName")
+}
+
+/// How many changes a watch routed by its trigger value may fall behind (see
+/// [`KIND_CAPACITY`]); smaller, because there is one such channel per value watched.
+const TRIGGER_CAPACITY: usize = 256;
 
 /// One owner reference, as the garbage collector needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +156,10 @@ impl CachedObject {
             .map(str::to_string)
             .collect();
         let json = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        let derived = OnceLock::new();
+        if let Some(d) = derive_on_entry(kind, value) {
+            let _ = derived.set(d);
+        }
         CachedObject {
             key: key.to_string(),
             kind,
@@ -148,7 +174,7 @@ impl CachedObject {
             finalizers,
             deleting: berth_api::meta::is_deleting(value),
             protobuf: OnceLock::new(),
-            derived: OnceLock::new(),
+            derived,
         }
     }
 
@@ -339,12 +365,18 @@ pub struct WatchCache {
     /// The changes of one kind (by storage group and resource), for the watches of that kind:
     /// a change wakes only the watchers of its kind. Made on the first watch of a kind.
     by_kind: Mutex<HashMap<Storage, broadcast::Sender<Arc<CacheEvent>>>>,
+    /// The changes of one kind whose [`trigger_field`] has a given value before or after the
+    /// change, for the watches that require that value. Made on the first such watch.
+    by_trigger: Mutex<HashMap<Storage, Triggered>>,
     revision: watch::Sender<Revision>,
     kinds: HashMap<Storage, &'static ResourceKind>,
 }
 
 /// A kind's storage group and resource, as in its keys.
 type Storage = (&'static str, &'static str);
+
+/// The channels of one kind's watches by the value they require of its trigger field.
+type Triggered = HashMap<String, broadcast::Sender<Arc<CacheEvent>>>;
 
 /// The key prefix the cache watches.
 pub const REGISTRY_PREFIX: &str = "/registry/";
@@ -369,6 +401,7 @@ impl WatchCache {
             }),
             live,
             by_kind: Mutex::new(HashMap::new()),
+            by_trigger: Mutex::new(HashMap::new()),
             revision,
             kinds,
         });
@@ -507,11 +540,33 @@ impl WatchCache {
                 if let Some(tx) = lock(&self.by_kind).get(&kind.storage) {
                     let _ = tx.send(Arc::clone(&ce));
                 }
+                self.send_triggered(kind, &ce);
                 let _ = self.live.send(ce);
             }
         }
         drop(state);
         self.revision.send_replace(rev);
+    }
+
+    /// Sends `ce` to the watches that require the value its object has, or had, of the
+    /// kind's trigger field; drops the channels whose watches are gone.
+    fn send_triggered(&self, kind: &ResourceKind, ce: &Arc<CacheEvent>) {
+        let Some(field) = trigger_field(kind) else {
+            return;
+        };
+        let mut by_trigger = lock(&self.by_trigger);
+        let Some(channels) = by_trigger.get_mut(&kind.storage) else {
+            return;
+        };
+        let now = ce.object.field(field).unwrap_or("");
+        let before = ce.prev.as_ref().map(|p| p.field(field).unwrap_or(""));
+        for value in std::iter::once(now).chain(before.filter(|b| *b != now)) {
+            if let Some(tx) = channels.get(value)
+                && tx.send(Arc::clone(ce)).is_err()
+            {
+                channels.remove(value);
+            }
+        }
     }
 
     /// The revision the cache has caught up to.
@@ -585,17 +640,36 @@ impl WatchCache {
         state.objects.get(key).cloned()
     }
 
-    /// Starts a watch over keys under `prefix`.
-    pub fn watch(&self, prefix: &str, start: WatchStart) -> Result<CacheWatch, CacheError> {
+    /// Starts a watch over keys under `prefix`. `trigger` is the value the watch requires of
+    /// its kind's [`trigger_field`], if it requires one: its live feed then carries only the
+    /// changes of objects that have or had that value (the watch still filters them).
+    pub fn watch(
+        &self,
+        prefix: &str,
+        start: WatchStart,
+        trigger: Option<&str>,
+    ) -> Result<CacheWatch, CacheError> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         // Subscribed under the read lock: no change is applied between the initial events and
         // the live feed.
-        let live = match self.kind_of(prefix) {
-            Some(kind) => lock(&self.by_kind)
+        let kind = self.kind_of(prefix);
+        let live = match (kind, trigger) {
+            (Some(kind), Some(value)) if trigger_field(kind).is_some() => {
+                let mut by_trigger = lock(&self.by_trigger);
+                let channels = by_trigger.entry(kind.storage).or_default();
+                // Channels of values no longer watched are dropped here too, for values whose
+                // objects never change again.
+                channels.retain(|_, tx| tx.receiver_count() > 0);
+                channels
+                    .entry(value.to_string())
+                    .or_insert_with(|| broadcast::channel(TRIGGER_CAPACITY).0)
+                    .subscribe()
+            }
+            (Some(kind), _) => lock(&self.by_kind)
                 .entry(kind.storage)
                 .or_insert_with(|| broadcast::channel(KIND_CAPACITY).0)
                 .subscribe(),
-            None => self.live.subscribe(),
+            (None, _) => self.live.subscribe(),
         };
         let initial: Vec<Arc<CacheEvent>> = match start {
             WatchStart::WithState => state
@@ -658,7 +732,7 @@ mod tests {
     async fn a_watch_hears_only_its_kind_and_derived_values_are_kept() {
         let store = Arc::new(FakeStore::new());
         let cache = WatchCache::start(store.clone(), 100).await.unwrap();
-        let mut w = cache.watch(KEY, WatchStart::After(0)).unwrap();
+        let mut w = cache.watch(KEY, WatchStart::After(0), None).unwrap();
         let mut all = cache.subscribe();
         let secret = serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"ns"}});
         store
@@ -752,6 +826,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_watch_of_one_nodes_pods_hears_only_the_changes_of_pods_it_had_or_has() {
+        let store = Arc::new(FakeStore::new());
+        let pod = |name: &str, node: &str| {
+            Bytes::from(
+                serde_json::json!({"apiVersion":"v1","kind":"Pod",
+                    "metadata":{"name":name,"namespace":"a","uid":format!("uid-{name}")},
+                    "spec":{"nodeName":node,"serviceAccountName":"sa","containers":[]}})
+                .to_string(),
+            )
+        };
+        let key = |name: &str| format!("/registry/core/pods/a/{name}");
+        let cache = WatchCache::start(store.clone(), 100).await.unwrap();
+        let all = "/registry/core/pods/";
+        let mut n1 = cache.watch(all, WatchStart::After(0), Some("n1")).unwrap();
+        let mut unbound = cache.watch(all, WatchStart::After(0), Some("")).unwrap();
+        let mut every = cache.watch(all, WatchStart::After(0), None).unwrap();
+
+        let p1 = store.create(&key("p1"), pod("p1", "")).await.unwrap();
+        store.create(&key("p2"), pod("p2", "n2")).await.unwrap();
+        let bound = store
+            .update(&key("p1"), p1.mod_revision, pod("p1", "n1"))
+            .await
+            .unwrap();
+        let moved = store
+            .update(&key("p1"), bound.mod_revision, pod("p1", "n2"))
+            .await
+            .unwrap();
+        store.create(&key("p3"), pod("p3", "n1")).await.unwrap();
+        cache
+            .wait_for(moved.mod_revision + 1, Duration::from_secs(5))
+            .await
+            .unwrap();
+
+        let heard = |w: &mut CacheWatch| {
+            let mut out = Vec::new();
+            while let Ok(e) = w.live.try_recv() {
+                out.push((
+                    e.object.name.clone(),
+                    e.object.field("spec.nodeName").unwrap().to_string(),
+                ));
+            }
+            out
+        };
+        let pair = |n: &str, node: &str| (n.to_string(), node.to_string());
+        assert_eq!(
+            heard(&mut n1),
+            [pair("p1", "n1"), pair("p1", "n2"), pair("p3", "n1")],
+            "its pod bound, then moved away, then a new one; never p2"
+        );
+        assert_eq!(heard(&mut unbound), [pair("p1", ""), pair("p1", "n1")]);
+        assert_eq!(heard(&mut every).len(), 5);
+
+        // The node authorizer's facts came with the pod into the cache.
+        let facts = cache
+            .get(&key("p3"))
+            .unwrap()
+            .derived(|_| crate::authz::node::PodFacts::default());
+        assert_eq!((facts.node.as_str(), facts.uid.as_str()), ("n1", "uid-p3"));
+        assert_eq!(facts.references.service_account, "sa");
+
+        // A channel whose watches are gone is dropped.
+        drop(unbound);
+        let p4 = store.create(&key("p4"), pod("p4", "")).await.unwrap();
+        cache
+            .wait_for(p4.mod_revision, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let by_trigger = lock(&cache.by_trigger);
+        let channels = &by_trigger[&("", "pods")];
+        assert!(!channels.contains_key(""));
+        assert!(channels.contains_key("n1"));
+    }
+
+    #[tokio::test]
     async fn lists_watches_and_history() {
         let store = Arc::new(FakeStore::new());
         store
@@ -770,7 +918,7 @@ mod tests {
         assert_eq!(items[0].value()["metadata"]["resourceVersion"], "1");
         assert_eq!(items[0].labels, vec![("app".to_string(), "x".to_string())]);
 
-        let mut w = cache.watch(KEY, WatchStart::After(rev)).unwrap();
+        let mut w = cache.watch(KEY, WatchStart::After(rev), None).unwrap();
         let b = store
             .create(&format!("{KEY}b"), cm("b", "y"))
             .await
@@ -791,7 +939,7 @@ mod tests {
 
         cache.wait_for(del, Duration::from_secs(1)).await.unwrap();
         // History replays after a revision, bounded to 3 events.
-        let replay = cache.watch(KEY, WatchStart::After(rev)).unwrap();
+        let replay = cache.watch(KEY, WatchStart::After(rev), None).unwrap();
         assert_eq!(replay.initial.len(), 2);
         for i in 0..3 {
             store
@@ -804,16 +952,16 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            cache.watch(KEY, WatchStart::After(rev)),
+            cache.watch(KEY, WatchStart::After(rev), None),
             Err(CacheError::TooOld { .. })
         ));
         // Compaction trims history too.
         cache.compact(del + 3);
         assert!(matches!(
-            cache.watch(KEY, WatchStart::After(del + 2)),
+            cache.watch(KEY, WatchStart::After(del + 2), None),
             Err(CacheError::TooOld { .. })
         ));
-        let state = cache.watch(KEY, WatchStart::WithState).unwrap();
+        let state = cache.watch(KEY, WatchStart::WithState, None).unwrap();
         assert_eq!(state.initial.len(), 4);
         assert!(
             state

@@ -570,7 +570,11 @@ async fn watch(api: &Arc<Api>, req: &ResourceRequest<'_>) -> Result<Reply, ApiEr
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     let renderer = Renderer { kind, output };
-    match api.cache.watch(&prefix, start) {
+    // A watch that requires a value of its kind's trigger field (a node watching its pods) hears
+    // only the changes of the objects with that value.
+    let trigger = crate::cache::trigger_field(storage_kind(kind))
+        .and_then(|field| filter.fields.as_ref()?.required(field));
+    match api.cache.watch(&prefix, start, trigger) {
         Ok(w) => {
             let task = WatchTask {
                 tx,
@@ -737,7 +741,9 @@ impl WatchTask {
     }
 
     async fn run(mut self) {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // One timer for the watch's life, not one per event.
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
         let mut last = self.start_revision;
         let initial = std::mem::take(&mut self.initial);
         for e in &initial {
@@ -790,7 +796,7 @@ impl WatchTask {
                         return;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => return,
+                _ = &mut deadline => return,
                 _ = self.tx.closed() => return,
             }
         }

@@ -119,6 +119,22 @@ fn quota_of<K: kube::Resource>(obj: &K) -> String {
     obj.meta().namespace.clone().unwrap_or_default()
 }
 
+/// The quotas of `namespace` that constrain `group`/`resource`.
+fn tracking(
+    quotas: &Informer<ResourceQuota>,
+    namespace: &str,
+    group: &str,
+    resource: &str,
+) -> Vec<Key> {
+    quotas
+        .filter(|q| {
+            q.metadata.namespace.as_deref() == Some(namespace) && tracks(q, group, resource)
+        })
+        .iter()
+        .map(|q| Key::of(q.as_ref()))
+        .collect()
+}
+
 /// Queues the quotas of `namespace` that constrain `group`/`resource`.
 fn queue_tracking(
     quotas: &Informer<ResourceQuota>,
@@ -127,15 +143,14 @@ fn queue_tracking(
     group: &str,
     resource: &str,
 ) {
-    for q in quotas.list() {
-        if q.metadata.namespace.as_deref() == Some(namespace) && tracks(&q, group, resource) {
-            queue.add(Key::of(q.as_ref()));
-        }
+    for key in tracking(quotas, namespace, group, resource) {
+        queue.add(key);
     }
 }
 
 /// Follows one counted core kind `resource`: a deletion, or a change that `released(old, new)`
-/// says frees quota, queues the quotas of the object's namespace that count it.
+/// says frees quota, queues the quotas of the object's namespace that count it. The release
+/// check runs only in namespaces with such quotas (most have none, and pods change often).
 fn follow_counted<'a, K: Watched>(
     informer: &Informer<K>,
     shutdown: &watch::Receiver<bool>,
@@ -149,8 +164,11 @@ fn follow_counted<'a, K: Watched>(
             old: Some(old),
             new,
         } => {
-            if released(&old, &new) {
-                queue_tracking(quotas, queue, &quota_of(new.as_ref()), "", resource);
+            let keys = tracking(quotas, &quota_of(new.as_ref()), "", resource);
+            if !keys.is_empty() && released(&old, &new) {
+                for key in keys {
+                    queue.add(key);
+                }
             }
         }
         Change::Applied { old: None, .. } => {}
