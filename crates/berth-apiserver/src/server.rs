@@ -34,6 +34,12 @@ use crate::query::Query;
 use crate::rest::ResourceRequest;
 use crate::{Api, Reply};
 
+/// Streams one HTTP/2 connection may have open at once (kube-apiserver's
+/// `--http2-max-streams-per-connection` default): a node's client carries every watch of its
+/// pods' Secrets and ConfigMaps on one connection, and hyper's default of 200 could leave its
+/// other requests waiting for a watch to end.
+const HTTP2_MAX_STREAMS_PER_CONNECTION: u32 = 1000;
+
 /// A request body as the handlers read it: a connection's body, or an in-process client's
 /// ([`crate::loopback`]).
 pub type RequestBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -257,7 +263,10 @@ async fn accept_loop(
                 let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
                 async move { Ok::<_, std::convert::Infallible>(handle(api, &certs, req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http2()
+                .max_concurrent_streams(HTTP2_MAX_STREAMS_PER_CONNECTION);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             tokio::pin!(conn);
             tokio::select! {
