@@ -5,6 +5,8 @@
 //! and selectable fields needed to filter lists and watches, an index of pods by the node they
 //! are bound to, and a bounded history of recent changes so that watches can resume from a
 //! recent `resourceVersion`. A watch from a revision older than the history gets `410 Gone`.
+//! Live changes reach only the watches of their kind, and a watch of one node's pods only the
+//! changes of pods on that node ([`trigger_field`]).
 //!
 //! Nothing reads the cache before it is synced: [`WatchCache::start`] lists the store first.
 //! Consistent reads wait until the cache has caught up with the store's current revision.
