@@ -1,7 +1,7 @@
 //! End to end: ResourceQuota and LimitRange with kubectl against `berth server` (its
 //! controllers in process, no nodes: pods stay Pending). A quota refuses the pod too many with
 //! Kubernetes' message and admits a new one once the quota controller released the usage of a
-//! deleted pod; `kubectl describe quota` shows used and hard; a cpu quota requires cpu requests;
+//! deleted pod or of one that finished; `kubectl describe quota` shows used and hard; a cpu quota requires cpu requests;
 //! a LimitRange fills in container resources and refuses a pod above its max; a ReplicaSet whose
 //! pods exceed a quota reports the failure in its ReplicaFailure condition.
 
@@ -115,6 +115,44 @@ fn a_pod_quota_refuses_the_pod_too_many_until_one_is_deleted() {
     .expect("a new pod is admitted after one was deleted");
     assert_eq!(used(&s, ns, "q", "pods").as_deref(), Some("2"));
     assert!(!run_pod(&s, ns, "p4").status.success());
+}
+
+#[test]
+fn a_pod_that_finishes_releases_its_quota() {
+    if !kubectl_ready() {
+        return;
+    }
+    let s = TestServer::start();
+    let ns = "quota-finished";
+    namespace(&s, ns);
+    s.kubectl_ok(&["create", "quota", "q", "-n", ns, "--hard=pods=1"]);
+    eventually(Duration::from_secs(20), || {
+        (used(&s, ns, "q", "pods").as_deref() == Some("0")).then_some(())
+    })
+    .expect("the controller computed the quota's usage");
+    let out = run_pod(&s, ns, "p1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!run_pod(&s, ns, "p2").status.success());
+
+    // No node runs it here: its phase is set as its node would report the end of its run. A
+    // finished pod is no longer charged, and its change must release the quota at once.
+    s.kubectl_ok(&[
+        "patch",
+        "pod",
+        "p1",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Succeeded"}}"#,
+    ]);
+    // Well within the controller's 30 s resync, which would release it anyway.
+    eventually(Duration::from_secs(10), || {
+        run_pod(&s, ns, "p2").status.success().then_some(())
+    })
+    .expect("a new pod is admitted once the other finished");
+    assert_eq!(used(&s, ns, "q", "pods").as_deref(), Some("1"));
 }
 
 #[test]
