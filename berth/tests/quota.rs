@@ -55,6 +55,23 @@ fn used(s: &TestServer, ns: &str, quota: &str, resource: &str) -> Option<String>
     v["status"]["used"][resource].as_str().map(str::to_owned)
 }
 
+/// Namespace `ns` with quota `q` of `pods` pods, once the controller filled in its status.
+fn pod_quota(s: &TestServer, ns: &str, pods: u32) {
+    namespace(s, ns);
+    s.kubectl_ok(&[
+        "create",
+        "quota",
+        "q",
+        "-n",
+        ns,
+        &format!("--hard=pods={pods}"),
+    ]);
+    eventually(Duration::from_secs(20), || {
+        (used(s, ns, "q", "pods").as_deref() == Some("0")).then_some(())
+    })
+    .expect("the controller computed the quota's usage");
+}
+
 #[test]
 fn a_pod_quota_refuses_the_pod_too_many_until_one_is_deleted() {
     if !kubectl_ready() {
@@ -62,13 +79,7 @@ fn a_pod_quota_refuses_the_pod_too_many_until_one_is_deleted() {
     }
     let s = TestServer::start();
     let ns = "quota-pods";
-    namespace(&s, ns);
-    s.kubectl_ok(&["create", "quota", "q", "-n", ns, "--hard=pods=2"]);
-    // The controller fills in the status of a new quota.
-    eventually(Duration::from_secs(20), || {
-        (used(&s, ns, "q", "pods").as_deref() == Some("0")).then_some(())
-    })
-    .expect("the controller computed the quota's usage");
+    pod_quota(&s, ns, 2);
 
     for name in ["p1", "p2"] {
         let out = run_pod(&s, ns, name);
@@ -124,12 +135,7 @@ fn a_pod_that_finishes_releases_its_quota() {
     }
     let s = TestServer::start();
     let ns = "quota-finished";
-    namespace(&s, ns);
-    s.kubectl_ok(&["create", "quota", "q", "-n", ns, "--hard=pods=1"]);
-    eventually(Duration::from_secs(20), || {
-        (used(&s, ns, "q", "pods").as_deref() == Some("0")).then_some(())
-    })
-    .expect("the controller computed the quota's usage");
+    pod_quota(&s, ns, 1);
     let out = run_pod(&s, ns, "p1");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!run_pod(&s, ns, "p2").status.success());
