@@ -75,7 +75,7 @@ pub struct CachedObject {
 /// [`CachedObject::derived`]): for pods, the facts the node authorizer asks of every pod on a
 /// node each time that node reads a Secret, a ConfigMap or a token, and pods change often.
 fn derive_on_entry(kind: &ResourceKind, value: &Value) -> Option<Arc<dyn Any + Send + Sync>> {
-    (kind.group.is_empty() && kind.kind == "Pod")
+    (kind.storage == POD_STORAGE)
         .then(|| Arc::new(crate::authz::node::PodFacts::of(value)) as Arc<dyn Any + Send + Sync>)
 }
 
@@ -84,7 +84,7 @@ fn derive_on_entry(kind: &ResourceKind, value: &Value) -> Option<Arc<dyn Any + S
 /// own pods, and a change of a pod must wake the watches of the (at most two) nodes it was and
 /// is bound to, not every node's.
 pub fn trigger_field(kind: &ResourceKind) -> Option<&'static str> {
-    (kind.group.is_empty() && kind.kind == "Pod").then_some("spec.nodeName")
+    (kind.storage == POD_STORAGE).then_some(POD_NODE_FIELD)
 }
 
 /// How many changes a watch routed by its trigger value may fall behind (see
@@ -355,7 +355,8 @@ impl State {
     }
 }
 
-/// The storage group and resource of pods, and the field [`State::pods_by_node`] indexes.
+/// The storage group and resource of pods, and the field [`State::pods_by_node`] indexes and
+/// [`trigger_field`] routes them by.
 const POD_STORAGE: Storage = ("", "pods");
 const POD_NODE_FIELD: &str = "spec.nodeName";
 

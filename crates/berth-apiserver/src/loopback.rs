@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use rustls::pki_types::CertificateDer;
 
 use crate::Api;
@@ -77,7 +76,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let api = Arc::clone(&self.api);
         let certs = Arc::clone(&self.certs);
-        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+        let req = crate::server::boxed_request(req);
         Box::pin(async move { Ok(crate::server::handle(api, &certs, req).await) })
     }
 }

@@ -44,6 +44,15 @@ const HTTP2_MAX_STREAMS_PER_CONNECTION: u32 = 1000;
 /// ([`crate::loopback`]).
 pub type RequestBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
+/// A request with its body boxed as the handlers read it.
+pub(crate) fn boxed_request<B>(req: Request<B>) -> Request<RequestBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    req.map(|b| b.map_err(Into::into).boxed_unsync())
+}
+
 /// The Kubernetes version Berth's API corresponds to.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
 
@@ -260,7 +269,7 @@ async fn accept_loop(
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let api = Arc::clone(&api);
                 let certs = Arc::clone(&certs);
-                let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+                let req = boxed_request(req);
                 async move { Ok::<_, std::convert::Infallible>(handle(api, &certs, req).await) }
             });
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
