@@ -4,11 +4,13 @@
 //!
 //! Owns only that memory and the rules for when it may stand in for a call: a worker may use
 //! the relist instead of its own list when the relist began after the worker's last change to
-//! its containers finished; an image seen present stands for a fresh check for a few seconds
-//! (a container create that misses it fails and is retried). Must not decide anything about
-//! pods.
+//! its containers finished; a worker that goes on with its own view instead (it only created
+//! containers, so its view is as new as its change) is woken by the first relist that began
+//! after it asked, as the kubelet's pod workers wait on its PLEG cache; an image seen present
+//! stands for a fresh check for a few seconds (a container create that misses it fails and is
+//! retried). Must not decide anything about pods.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,8 @@ struct Snapshot {
 pub struct EngineView {
     snapshot: RwLock<Arc<Snapshot>>,
     images: Mutex<HashMap<String, (ImageInfo, Instant)>>,
+    /// Pods whose workers wait for a relist newer than their view, with when they asked.
+    awaiting: Mutex<HashMap<String, Instant>>,
 }
 
 impl EngineView {
@@ -37,8 +41,13 @@ impl EngineView {
         Self::default()
     }
 
-    /// Records a relist that `began` at that instant.
-    pub fn record_relist(&self, began: Instant, containers: &[ContainerSummary]) {
+    /// Records a relist that `began` at that instant; returns the pods whose workers asked
+    /// for a relist before it began (they are to be woken: it stands in for their list now).
+    pub fn record_relist(
+        &self,
+        began: Instant,
+        containers: &[ContainerSummary],
+    ) -> HashSet<String> {
         let mut by_uid: HashMap<String, Vec<ContainerSummary>> = HashMap::new();
         for c in containers {
             if let Some(uid) = c.labels.get(labels::POD_UID) {
@@ -50,6 +59,23 @@ impl EngineView {
             by_uid,
         });
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(|e| e.into_inner());
+        let due: HashSet<String> = awaiting
+            .iter()
+            .filter(|(_, asked)| **asked < began)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        awaiting.retain(|uid, _| !due.contains(uid));
+        due
+    }
+
+    /// Asks that the worker of pod `uid` be woken by the next relist that begins from now on.
+    pub fn await_relist(&self, uid: &str) {
+        self.awaiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(uid.to_owned())
+            .or_insert_with(Instant::now);
     }
 
     /// The containers of pod `uid` as the last relist saw them, if that relist began after
@@ -124,6 +150,23 @@ mod tests {
         assert!(view.containers_of("u1", Some(before)).is_some());
         assert!(view.containers_of("u1", Some(Instant::now())).is_none());
         assert_eq!(view.containers_of("u3", None), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_worker_that_waits_for_a_relist_is_due_at_the_first_one_begun_after_it_asked() {
+        let view = EngineView::new();
+        let before = Instant::now();
+        view.await_relist("u1");
+        assert!(
+            view.record_relist(before, &[]).is_empty(),
+            "a relist begun before the request is not new enough"
+        );
+        let due = view.record_relist(Instant::now(), &[summary("a", "u1")]);
+        assert_eq!(due, HashSet::from(["u1".to_owned()]));
+        assert!(
+            view.record_relist(Instant::now(), &[]).is_empty(),
+            "woken once"
+        );
     }
 
     #[test]

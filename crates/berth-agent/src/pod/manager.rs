@@ -143,7 +143,11 @@ impl PodManager {
                 return;
             }
         };
-        self.shared.engine.record_relist(began, &list);
+        for uid in self.shared.engine.record_relist(began, &list) {
+            if let Some(w) = self.workers.get(&uid) {
+                w.wake.notify_one();
+            }
+        }
         let mut now: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for c in &list {
             if let Some(uid) = c.labels.get(labels::POD_UID) {

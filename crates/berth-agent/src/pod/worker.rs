@@ -95,6 +95,9 @@ pub struct PodWorker {
     listed: Vec<runtime::ContainerSummary>,
     /// When the last sync that changed them finished.
     last_mutation: Option<Instant>,
+    /// Whether `listed` is as new as that change: the sync only created containers and looked
+    /// at them afterwards (its own view then stands in for a list until a relist is newer).
+    view_is_current: bool,
 }
 
 fn pod_key(pod: &Pod) -> (String, String) {
@@ -113,6 +116,15 @@ pub fn should_restart(policy: &str, code: i64) -> bool {
         "Never" => false,
         "OnFailure" => code != 0,
         _ => true,
+    }
+}
+
+/// The coarse state a list reports for a container in `state`.
+fn summary_state(state: &ContainerState) -> runtime::SummaryState {
+    match state {
+        ContainerState::Running { .. } => runtime::SummaryState::Running,
+        ContainerState::Exited { .. } => runtime::SummaryState::Exited,
+        _ => runtime::SummaryState::Created,
     }
 }
 
@@ -328,6 +340,7 @@ impl PodWorker {
             created: Vec::new(),
             listed: Vec::new(),
             last_mutation: None,
+            view_is_current: false,
             last_status: None,
             token_at: None,
             reported: HashSet::new(),
@@ -386,28 +399,39 @@ impl PodWorker {
 
     /// The pod's containers on the engine (sandboxes first-class), inspected.
     /// The manager's last relist stands in for a list when it began after this worker's last
-    /// change to the engine.
+    /// change to the engine; until such a relist comes, the worker's own look after a change
+    /// that only created containers does (and the relist wakes the worker).
     async fn observe(&mut self) -> Result<(Observed, Vec<runtime::ContainerStatus>), RuntimeError> {
-        let from_relist = if self.destructive {
+        let known = if self.destructive {
             None
         } else if self.mutated {
             // Only new containers since the last look: that list and them.
             let mut list = self.listed.clone();
-            list.extend(self.created.iter().map(|id| self.created_summary(id)));
+            for id in &self.created {
+                if !list.iter().any(|c| &c.id == id) {
+                    list.push(self.created_summary(id));
+                }
+            }
             Some(list)
         } else {
-            self.shared
-                .engine
+            let engine = &self.shared.engine;
+            engine
                 .containers_of(&self.uid, self.last_mutation)
+                .or_else(|| {
+                    self.view_is_current.then(|| {
+                        engine.await_relist(&self.uid);
+                        self.listed.clone()
+                    })
+                })
         };
-        let list = match from_relist {
+        let list = match known {
             Some(list) => list,
             None => {
                 let filter = BTreeMap::from([(labels::POD_UID.to_string(), self.uid.clone())]);
                 self.shared.runtime.list(&filter).await?
             }
         };
-        self.listed = list.clone();
+        let mut listed = Vec::with_capacity(list.len());
         let mut obs = Observed::default();
         let mut dead_sandboxes = Vec::new();
         let mut seen = HashSet::new();
@@ -434,6 +458,11 @@ impl PodWorker {
                     Err(e) => return Err(e),
                 },
             };
+            // Remembered as inspected, so that this view can stand in for a later list.
+            listed.push(runtime::ContainerSummary {
+                state: summary_state(&status.state),
+                ..summary
+            });
             let kind = status.labels.get(labels::KIND).map(String::as_str);
             if kind == Some(labels::KIND_SANDBOX) {
                 let running = matches!(status.state, ContainerState::Running { .. });
@@ -453,6 +482,7 @@ impl PodWorker {
             }
         }
         self.inspected.retain(|id, _| seen.contains(id));
+        self.listed = listed;
         for v in obs.containers.values_mut() {
             v.sort_by(|a, b| {
                 b.restart_count
@@ -465,11 +495,10 @@ impl PodWorker {
 
     /// A list entry for a container this sync created: its state as inspected, if it was.
     fn created_summary(&self, id: &str) -> runtime::ContainerSummary {
-        let state = match self.inspected.get(id).map(|c| &c.state) {
-            Some(ContainerState::Running { .. }) => runtime::SummaryState::Running,
-            Some(ContainerState::Exited { .. }) => runtime::SummaryState::Exited,
-            _ => runtime::SummaryState::Created,
-        };
+        let state = self
+            .inspected
+            .get(id)
+            .map_or(runtime::SummaryState::Created, |c| summary_state(&c.state));
         runtime::ContainerSummary {
             id: id.to_owned(),
             name: String::new(),
@@ -593,6 +622,7 @@ impl PodWorker {
         let r = self.sync_once(pod).await;
         if self.mutated {
             self.last_mutation = Some(Instant::now());
+            self.view_is_current = r.is_ok() && !self.destructive;
         }
         r
     }

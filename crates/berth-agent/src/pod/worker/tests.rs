@@ -56,6 +56,13 @@ async fn setup() -> Setup {
     }
 }
 
+/// What the manager's relist does after the engine changed: records what it found.
+async fn relist(s: &Setup) {
+    s.shared
+        .engine
+        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap());
+}
+
 fn pod(spec: Value) -> Arc<Pod> {
     Arc::new(
         serde_json::from_value(json!({
@@ -145,6 +152,7 @@ async fn a_crashing_container_restarts_with_growing_back_off() {
     w.sync(&p).await.unwrap();
     let id0 = app_containers(&s)[0].id.clone();
     s.rt.exit_container(&id0, 1, false).unwrap();
+    relist(&s).await;
     // First restart is immediate.
     w.sync(&p).await.unwrap();
     let running: Vec<_> = app_containers(&s)
@@ -154,6 +162,7 @@ async fn a_crashing_container_restarts_with_growing_back_off() {
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].restart_count, 1);
     s.rt.exit_container(&running[0].id, 1, false).unwrap();
+    relist(&s).await;
     // The second waits for the back-off.
     let wait = w.sync(&p).await.unwrap();
     assert!(
@@ -203,12 +212,14 @@ async fn init_containers_run_first_and_never_policy_finishes_the_pod() {
         "PodInitializing"
     );
     s.rt.exit_container(&cs[0].id, 0, false).unwrap();
+    relist(&s).await;
     w.sync(&p).await.unwrap();
     let app = app_containers(&s)
         .into_iter()
         .find(|c| c.labels[labels::CONTAINER_NAME] == "a")
         .expect("the app container starts after init");
     s.rt.exit_container(&app.id, 0, false).unwrap();
+    relist(&s).await;
     w.sync(&p).await.unwrap();
     assert_eq!(last_status(&s)["phase"], "Succeeded");
     let count = app_containers(&s).len();
@@ -356,21 +367,52 @@ async fn a_fresh_relist_and_a_known_image_spare_engine_calls() {
         "after only creating, the worker inspects what it made instead of listing: {calls:?}"
     );
 
-    // The worker changed the engine after that relist: its next look lists for itself.
-    s.rt.clear_calls();
-    w.sync(&p).await.unwrap();
-    assert!(
-        s.rt.calls().iter().any(|c| c.starts_with("list")),
-        "{:?}",
-        s.rt.calls()
-    );
-    // A relist begun after the change stands in again: a quiet sync makes no engine call.
-    s.shared
-        .engine
-        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap());
+    // The worker changed the engine after that relist, but only by creating what it then
+    // inspected: its own view stands in (no engine call) and it asks the next relist to wake it.
     s.rt.clear_calls();
     w.sync(&p).await.unwrap();
     assert_eq!(s.rt.calls(), Vec::<String>::new());
+    assert!(
+        s.shared.engine.record_relist(began, &[]).is_empty(),
+        "a relist begun before the worker asked does not wake it"
+    );
+    let due = s
+        .shared
+        .engine
+        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap());
+    assert!(due.contains("uid-1"), "{due:?}");
+    // That relist, begun after the change, stands in too: a quiet sync makes no engine call.
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    assert_eq!(s.rt.calls(), Vec::<String>::new());
+
+    // A container that died is seen by the relist, which the worker then uses.
+    let app = s.rt.list(&BTreeMap::new()).await.unwrap();
+    let app = app
+        .iter()
+        .find(|c| c.labels.get(labels::KIND).map(String::as_str) == Some(labels::KIND_CONTAINER))
+        .unwrap();
+    s.rt.exit_container(&app.id, 1, false).unwrap();
+    relist(&s).await;
+    w.sync(&p).await.unwrap();
+    assert_eq!(
+        last_status(&s)["containerStatuses"][0]["restartCount"],
+        1,
+        "{}",
+        last_status(&s)
+    );
+
+    // The restart only created a container: the worker's own view of it stands in again, and
+    // it is the one running (no second restart).
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    assert_eq!(s.rt.calls(), Vec::<String>::new());
+    assert_eq!(last_status(&s)["containerStatuses"][0]["restartCount"], 1);
+    assert!(
+        last_status(&s)["containerStatuses"][0]["state"]["running"].is_object(),
+        "{}",
+        last_status(&s)
+    );
 
     // A second pod of the same image does not look the image up again.
     let other: Arc<Pod> = Arc::new(
