@@ -38,18 +38,19 @@ pub struct PodsArgs {
     /// Pods per round.
     #[arg(long, default_value_t = 50)]
     pub count: usize,
-    /// Rounds, each through Berth and then the plain baseline; the medians of their overheads
-    /// are printed at the end.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds, each through Berth and the plain baseline (Berth first in odd rounds, the
+    /// baseline first in even ones); the medians of their overheads are printed at the end.
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
     /// PID of the agent process, to report its RSS with the pods running.
     #[arg(long)]
     pub agent_pid: Option<u32>,
 }
 
-/// Runs the benchmark: `rounds` rounds, each through Berth and then through the plain Docker
-/// API, with the median overheads over the rounds at the end (a single burst on a shared dockerd
-/// swings by hundreds of milliseconds from run to run).
+/// Runs the benchmark: `rounds` rounds, each through Berth and through the plain Docker API in
+/// alternating order (so that neither always follows the other's clean-up), with the median
+/// overheads over the rounds at the end (a single burst on a shared dockerd swings by hundreds of
+/// milliseconds from run to run).
 pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
@@ -57,8 +58,13 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let mut overheads: [Vec<f64>; 4] = Default::default();
     for round in 1..=args.rounds.max(1) {
         println!("round {round} of {}", args.rounds.max(1));
-        let (mut sequential, mut burst) = through_berth(&client, &args, round).await?;
-        let (mut plain_seq, mut plain_burst) = plain_docker(&args, round).await?;
+        let ((mut sequential, mut burst), (mut plain_seq, mut plain_burst)) = if round % 2 == 1 {
+            let berth = through_berth(&client, &args, round).await?;
+            (berth, plain_docker(&args, round).await?)
+        } else {
+            let plain = plain_docker(&args, round).await?;
+            (through_berth(&client, &args, round).await?, plain)
+        };
         let figures = [
             ("Berth, one at a time", &mut sequential),
             ("plain Docker API, one at a time", &mut plain_seq),
