@@ -1,5 +1,6 @@
 //! The `berth` binary: thin subcommands over the library crates.
 
+mod alloc;
 mod cmd;
 
 use clap::{Parser, Subcommand};
