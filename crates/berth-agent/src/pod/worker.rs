@@ -356,6 +356,9 @@ impl PodWorker {
         loop {
             let pod = pods.borrow_and_update().clone();
             self.mutated = false;
+            // A teardown stops and removes: only a sync's own look may stand in after it.
+            self.view_is_current &=
+                matches!(&pod, Some(p) if p.metadata.deletion_timestamp.is_none());
             let wait = match pod {
                 None => {
                     let last = self.last_pod.take();
