@@ -59,14 +59,12 @@ impl EngineView {
             by_uid,
         });
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
-        let mut awaiting = self.awaiting.lock().unwrap_or_else(|e| e.into_inner());
-        let due: HashSet<String> = awaiting
-            .iter()
-            .filter(|(_, asked)| **asked < began)
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        awaiting.retain(|uid, _| !due.contains(uid));
-        due
+        self.awaiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extract_if(|_, asked| *asked < began)
+            .map(|(uid, _)| uid)
+            .collect()
     }
 
     /// Asks that the worker of pod `uid` be woken by the next relist that begins from now on.

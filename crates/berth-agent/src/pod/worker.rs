@@ -410,11 +410,7 @@ impl PodWorker {
         } else if self.mutated {
             // Only new containers since the last look: that list and them.
             let mut list = self.listed.clone();
-            for id in &self.created {
-                if !list.iter().any(|c| &c.id == id) {
-                    list.push(self.created_summary(id));
-                }
-            }
+            list.extend(self.created.iter().map(|id| self.created_summary(id)));
             Some(list)
         } else {
             let engine = &self.shared.engine;

@@ -56,11 +56,12 @@ async fn setup() -> Setup {
     }
 }
 
-/// What the manager's relist does after the engine changed: records what it found.
-async fn relist(s: &Setup) {
+/// What the manager's relist does after the engine changed: records what it found; returns
+/// the pods whose workers it is to wake.
+async fn relist(s: &Setup) -> HashSet<String> {
     s.shared
         .engine
-        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap());
+        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap())
 }
 
 fn pod(spec: Value) -> Arc<Pod> {
@@ -376,10 +377,7 @@ async fn a_fresh_relist_and_a_known_image_spare_engine_calls() {
         s.shared.engine.record_relist(began, &[]).is_empty(),
         "a relist begun before the worker asked does not wake it"
     );
-    let due = s
-        .shared
-        .engine
-        .record_relist(Instant::now(), &s.rt.list(&BTreeMap::new()).await.unwrap());
+    let due = relist(&s).await;
     assert!(due.contains("uid-1"), "{due:?}");
     // That relist, begun after the change, stands in too: a quiet sync makes no engine call.
     s.rt.clear_calls();
