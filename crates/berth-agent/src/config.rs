@@ -32,6 +32,9 @@ pub struct AgentConfig {
     pub resync_interval: Duration,
     /// How often the containers on the engine are listed to notice exits.
     pub relist_interval: Duration,
+    /// How often they are listed while the engine's events report exits and removals as they
+    /// happen (the list then only confirms and catches what no event tells).
+    pub relist_interval_with_events: Duration,
     /// The static busybox binary the sandbox image is built from.
     pub busybox_path: PathBuf,
     /// Tag of the locally built sandbox image.
@@ -73,6 +76,7 @@ impl AgentConfig {
             status_interval: Duration::from_secs(10),
             resync_interval: Duration::from_secs(5),
             relist_interval: Duration::from_secs(1),
+            relist_interval_with_events: Duration::from_secs(10),
             busybox_path: PathBuf::from(DEFAULT_BUSYBOX),
             sandbox_image: format!("berth/pause:{}", env!("CARGO_PKG_VERSION")),
             cluster_dns: Vec::new(),

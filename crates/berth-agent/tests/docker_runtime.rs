@@ -803,3 +803,63 @@ async fn images_and_networks() {
     drop(guard);
     assert_eq!(first.name, env.network);
 }
+
+#[tokio::test]
+async fn events_report_exits_and_removals_of_this_nodes_containers_only() {
+    let Some(env) = setup("events").await else {
+        return;
+    };
+    let rt = &env.rt;
+    let mut events = rt
+        .events()
+        .await
+        .expect("follow events")
+        .expect("docker reports events");
+    let spec = sandbox_spec(&env, "evented", None);
+    let uid = spec.pod_uid.clone();
+    let sandbox = rt.create_sandbox(&spec).await.expect("sandbox");
+    let id = rt
+        .create_container(&sh("quick", &sandbox, "exit 3"))
+        .await
+        .expect("create");
+    rt.start(&id).await.expect("start");
+    wait_exited(rt, &id, Duration::from_secs(20)).await;
+    // Another node's container on the same engine, gone before ours: not reported here.
+    let other = DockerRuntime::connect(rt.cluster_uid(), "node-2")
+        .await
+        .expect("connect");
+    let theirs = other
+        .create_sandbox(&sandbox_spec(&env, "theirs", None))
+        .await
+        .expect("their sandbox");
+    other
+        .remove_sandbox(&theirs, Duration::ZERO)
+        .await
+        .expect("remove theirs");
+    rt.remove(&id).await.expect("remove");
+
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains(&(id.clone(), "destroy".to_owned())) {
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no destroy event for {id}; saw {seen:?}"))
+            .expect("the stream goes on")
+            .expect("an event");
+        assert_ne!(
+            ev.container_id, theirs.0,
+            "another node's container: {ev:?}"
+        );
+        if ev.container_id == id {
+            assert_eq!(ev.pod_uid.as_deref(), Some(uid.as_str()), "{ev:?}");
+        }
+        seen.push((ev.container_id, ev.action));
+    }
+    assert!(
+        seen.contains(&(id.clone(), "die".to_owned())),
+        "the exit came first: {seen:?}"
+    );
+    rt.remove_sandbox(&sandbox, Duration::ZERO)
+        .await
+        .expect("remove sandbox");
+}

@@ -1,14 +1,16 @@
 //! What the agent knows of the engine between calls, so that pod workers ask it less: the
-//! manager's latest relist (one list of every container of this node) and the images recently
-//! seen present.
+//! manager's latest relist (one list of every container of this node), when the engine last
+//! reported a change to each pod's containers (an exit, an OOM kill, a removal), and the images
+//! recently seen present.
 //!
 //! Owns only that memory and the rules for when it may stand in for a call: a worker may use
 //! the relist instead of its own list when the relist began after the worker's last change to
-//! its containers finished; a worker that goes on with its own view instead (it only created
-//! containers, so its view is as new as its change) is woken by the first relist that began
-//! after it asked, as the kubelet's pod workers wait on its PLEG cache; an image seen present
-//! stands for a fresh check for a few seconds (a container create that misses it fails and is
-//! retried). Must not decide anything about pods.
+//! its containers finished and after the engine's last report on them; a worker that goes on
+//! with its own view instead (it only created containers, so its view is as new as its change)
+//! may do so until the engine reports a change newer than that view, and is woken by the first
+//! relist that began after it asked, as the kubelet's pod workers wait on its PLEG cache; an
+//! image seen present stands for a fresh check for a few seconds (a container create that
+//! misses it fails and is retried). Must not decide anything about pods.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,6 +20,10 @@ use crate::runtime::{ContainerSummary, ImageInfo, labels};
 
 /// How long an image seen present is taken to still be there.
 const IMAGE_FRESH: Duration = Duration::from_secs(10);
+
+/// How long the engine's report of a change is kept once a relist has begun after it: longer
+/// than any worker's own view is used without a relist that began after it.
+const REPORT_KEPT: Duration = Duration::from_secs(60);
 
 /// One relist: when it began and the containers it found, by pod UID.
 #[derive(Debug, Default)]
@@ -33,6 +39,8 @@ pub struct EngineView {
     images: Mutex<HashMap<String, (ImageInfo, Instant)>>,
     /// Pods whose workers wait for a relist newer than their view, with when they asked.
     awaiting: Mutex<HashMap<String, Instant>>,
+    /// When the engine last reported a change to each pod's containers.
+    reported: Mutex<HashMap<String, Instant>>,
 }
 
 impl EngineView {
@@ -59,6 +67,10 @@ impl EngineView {
             by_uid,
         });
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        self.reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, at| *at + REPORT_KEPT > began);
         self.awaiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -76,19 +88,38 @@ impl EngineView {
             .or_insert_with(Instant::now);
     }
 
-    /// The containers of pod `uid` as the last relist saw them, if that relist began after
-    /// `changed` (the end of the worker's last change; `None` if it never changed anything).
+    /// Records that the engine reported a change to a container of pod `uid` just now.
+    pub fn reported(&self, uid: &str) {
+        self.reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_owned(), Instant::now());
+    }
+
+    /// Whether the engine reported a change to pod `uid`'s containers at or after `seen` (the
+    /// start of the look that a worker's own view comes from; `None`: any report counts).
+    pub fn reported_since(&self, uid: &str, seen: Option<Instant>) -> bool {
+        self.reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .is_some_and(|at| seen.is_none_or(|s| *at >= s))
+    }
+
+    /// The containers of pod `uid` as the last relist saw them, with when that relist began,
+    /// if it began after `changed` (the end of the worker's last change; `None` if it never
+    /// changed anything) and after the engine's last report on the pod.
     pub fn containers_of(
         &self,
         uid: &str,
         changed: Option<Instant>,
-    ) -> Option<Vec<ContainerSummary>> {
+    ) -> Option<(Instant, Vec<ContainerSummary>)> {
         let snapshot = Arc::clone(&self.snapshot.read().unwrap_or_else(|e| e.into_inner()));
         let began = snapshot.began?;
-        if changed.is_some_and(|c| c >= began) {
+        if changed.is_some_and(|c| c >= began) || self.reported_since(uid, Some(began)) {
             return None;
         }
-        Some(snapshot.by_uid.get(uid).cloned().unwrap_or_default())
+        Some((began, snapshot.by_uid.get(uid).cloned().unwrap_or_default()))
     }
 
     /// The image `reference` if it was seen present within the last few seconds.
@@ -142,12 +173,43 @@ mod tests {
         let before = Instant::now();
         let began = Instant::now();
         view.record_relist(began, &[summary("a", "u1"), summary("b", "u2")]);
-        let mine = view.containers_of("u1", None).expect("never changed");
+        let (at, mine) = view.containers_of("u1", None).expect("never changed");
+        assert_eq!(at, began);
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].id, "a");
         assert!(view.containers_of("u1", Some(before)).is_some());
         assert!(view.containers_of("u1", Some(Instant::now())).is_none());
-        assert_eq!(view.containers_of("u3", None), Some(Vec::new()));
+        assert_eq!(view.containers_of("u3", None), Some((began, Vec::new())));
+    }
+
+    #[test]
+    fn an_engine_report_outdates_the_relist_and_older_views_of_that_pod_only() {
+        let view = EngineView::new();
+        let began = Instant::now();
+        view.record_relist(began, &[summary("a", "u1"), summary("b", "u2")]);
+        let seen = Instant::now();
+        assert!(!view.reported_since("u1", None), "nothing reported yet");
+        view.reported("u1");
+        assert!(
+            view.containers_of("u1", None).is_none(),
+            "the relist began before the report"
+        );
+        assert!(
+            view.containers_of("u2", None).is_some(),
+            "other pods keep it"
+        );
+        assert!(view.reported_since("u1", Some(seen)));
+        assert!(view.reported_since("u1", None));
+        assert!(!view.reported_since("u1", Some(Instant::now())));
+        assert!(!view.reported_since("u2", Some(seen)));
+        // A relist begun after the report stands in again, and keeps the report for views
+        // older than it.
+        view.record_relist(Instant::now(), &[summary("b", "u2")]);
+        assert_eq!(
+            view.containers_of("u1", None).map(|(_, l)| l),
+            Some(Vec::new())
+        );
+        assert!(view.reported_since("u1", Some(seen)));
     }
 
     #[test]

@@ -16,5 +16,7 @@ pub mod probe;
 pub mod sources;
 pub mod spec;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod volumes;
 pub mod worker;

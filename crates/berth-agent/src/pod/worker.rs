@@ -93,6 +93,8 @@ pub struct PodWorker {
     created: Vec<String>,
     /// The list the last look at the engine used.
     listed: Vec<runtime::ContainerSummary>,
+    /// When the look that `listed` comes from began (its list, or the relist it took).
+    listed_at: Option<Instant>,
     /// When the last sync that changed them finished.
     last_mutation: Option<Instant>,
     /// Whether `listed` is as new as that change: the sync only created containers and looked
@@ -339,6 +341,7 @@ impl PodWorker {
             destructive: false,
             created: Vec::new(),
             listed: Vec::new(),
+            listed_at: None,
             last_mutation: None,
             view_is_current: false,
             last_status: None,
@@ -402,9 +405,11 @@ impl PodWorker {
 
     /// The pod's containers on the engine (sandboxes first-class), inspected.
     /// The manager's last relist stands in for a list when it began after this worker's last
-    /// change to the engine; until such a relist comes, the worker's own look after a change
-    /// that only created containers does (and the relist wakes the worker).
+    /// change to the engine and after the engine's last report on the pod; until such a relist
+    /// comes, the worker's own look after a change that only created containers does, unless
+    /// the engine reported a change since that look began (and the relist wakes the worker).
     async fn observe(&mut self) -> Result<(Observed, Vec<runtime::ContainerStatus>), RuntimeError> {
+        let engine = &self.shared.engine;
         let known = if self.destructive {
             None
         } else if self.mutated {
@@ -412,20 +417,19 @@ impl PodWorker {
             let mut list = self.listed.clone();
             list.extend(self.created.iter().map(|id| self.created_summary(id)));
             Some(list)
+        } else if let Some((began, list)) = engine.containers_of(&self.uid, self.last_mutation) {
+            self.listed_at = Some(began);
+            Some(list)
+        } else if self.view_is_current && !engine.reported_since(&self.uid, self.listed_at) {
+            engine.await_relist(&self.uid);
+            Some(self.listed.clone())
         } else {
-            let engine = &self.shared.engine;
-            engine
-                .containers_of(&self.uid, self.last_mutation)
-                .or_else(|| {
-                    self.view_is_current.then(|| {
-                        engine.await_relist(&self.uid);
-                        self.listed.clone()
-                    })
-                })
+            None
         };
         let list = match known {
             Some(list) => list,
             None => {
+                self.listed_at = Some(Instant::now());
                 let filter = BTreeMap::from([(labels::POD_UID.to_string(), self.uid.clone())]);
                 self.shared.runtime.list(&filter).await?
             }

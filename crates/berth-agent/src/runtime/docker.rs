@@ -25,8 +25,9 @@ use bollard::models::{
     NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
-    ListNetworksOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
+    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
 };
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -35,13 +36,17 @@ use jiff::Timestamp;
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ContainerSummary, CpuLimit,
-    ExecSession, ExecSpec, ImageInfo, Ipv4Cidr, LogChunk, LogOptions, NetworkInfo, NetworkSpec,
-    OutputChunk, PullDecision, RegistryAuth, RuntimeError, RuntimeVersion, SandboxId, SandboxSpec,
-    StreamKind, SummaryState, container_engine_name, exit_reason, labels, sandbox_engine_name,
+    ENGINE_EVENT_ACTIONS, EngineEvent, EngineEvents, ExecSession, ExecSpec, ImageInfo, Ipv4Cidr,
+    LogChunk, LogOptions, NetworkInfo, NetworkSpec, OutputChunk, PullDecision, RegistryAuth,
+    RuntimeError, RuntimeVersion, SandboxId, SandboxSpec, StreamKind, SummaryState,
+    container_engine_name, exit_reason, labels, sandbox_engine_name,
 };
 
 /// Time limit for ordinary engine requests (until the response headers arrive).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How far back a new event subscription starts.
+const EVENTS_REPLAY: Duration = Duration::from_secs(2);
 
 /// Docker Engine behind the [`ContainerRuntime`] trait.
 #[derive(Clone, Debug)]
@@ -858,6 +863,47 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn inspect(&self, id: &str) -> Result<ContainerStatus, RuntimeError> {
         self.inspect_raw(id).await.map(status_of)
+    }
+
+    async fn events(&self) -> Result<Option<EngineEvents>, RuntimeError> {
+        // From a little before now: the engine replays what it saw since, so that nothing that
+        // happens while the subscription is being made is missed (a repeat only wakes a worker).
+        let since = Timestamp::now().as_second() - EVENTS_REPLAY.as_secs() as i64;
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            (
+                "event".to_owned(),
+                ENGINE_EVENT_ACTIONS
+                    .iter()
+                    .map(|a| (*a).to_owned())
+                    .collect(),
+            ),
+            (
+                "label".to_owned(),
+                vec![
+                    format!("{}={}", labels::CLUSTER, self.cluster_uid),
+                    format!("{}={}", labels::NODE, self.node_name),
+                ],
+            ),
+        ]);
+        let stream = self
+            .docker
+            .events(Some(EventsOptions {
+                since: Some(since.to_string()),
+                until: None,
+                filters: Some(filters),
+            }))
+            .map(|r| {
+                let ev = r.map_err(|e| engine_error("events", "follow", e))?;
+                let actor = ev.actor.unwrap_or_default();
+                let attributes = actor.attributes.unwrap_or_default();
+                Ok(EngineEvent {
+                    container_id: actor.id.unwrap_or_default(),
+                    pod_uid: attributes.get(labels::POD_UID).cloned(),
+                    action: ev.action.unwrap_or_default(),
+                })
+            });
+        Ok(Some(stream.boxed()))
     }
 
     async fn list(

@@ -19,10 +19,11 @@ use futures::stream::BoxStream;
 use jiff::Timestamp;
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ContainerSummary, ExecOutput,
-    ExecSession, ExecSpec, ImageInfo, LogChunk, LogOptions, NetworkInfo, NetworkSpec, OutputChunk,
-    PullDecision, RegistryAuth, RuntimeError, RuntimeVersion, SandboxId, SandboxSpec, StreamKind,
-    SummaryState, container_engine_name, exit_reason, labels, sandbox_engine_name,
+    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ContainerSummary,
+    EngineEvent, EngineEvents, ExecOutput, ExecSession, ExecSpec, ImageInfo, LogChunk, LogOptions,
+    NetworkInfo, NetworkSpec, OutputChunk, PullDecision, RegistryAuth, RuntimeError,
+    RuntimeVersion, SandboxId, SandboxSpec, StreamKind, SummaryState, container_engine_name,
+    exit_reason, labels, sandbox_engine_name,
 };
 
 /// In-memory container runtime that records calls and follows a script.
@@ -45,6 +46,8 @@ struct State {
     failures: BTreeMap<String, VecDeque<String>>,
     execs: Vec<(Vec<String>, ExecOutput)>,
     logs: BTreeMap<String, Vec<LogChunk>>,
+    /// Where exits and removals are announced once somebody follows the events.
+    events: Option<tokio::sync::broadcast::Sender<EngineEvent>>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +74,34 @@ impl State {
             return Err(RuntimeError::Scripted { call, message });
         }
         Ok(())
+    }
+
+    /// Announces `action` on container `id` to the followers of the events, as the engine does.
+    fn emit(&self, id: &str, action: &str) {
+        if let Some(tx) = &self.events {
+            let pod_uid = self
+                .containers
+                .get(id)
+                .and_then(|c| c.status.labels.get(labels::POD_UID).cloned());
+            let _ = tx.send(EngineEvent {
+                container_id: id.to_owned(),
+                pod_uid,
+                action: action.to_owned(),
+            });
+        }
+    }
+
+    /// Removes a container, announcing its exit (if it ran) and its removal.
+    fn remove_container(&mut self, id: &str) {
+        if self
+            .containers
+            .get(id)
+            .is_some_and(|c| matches!(c.status.state, ContainerState::Running { .. }))
+        {
+            self.emit(id, "die");
+        }
+        self.emit(id, "destroy");
+        self.containers.remove(id);
     }
 
     fn container(&mut self, id: &str) -> Result<&mut FakeContainer, RuntimeError> {
@@ -177,6 +208,10 @@ impl FakeRuntime {
             started_at,
             finished_at: Some(Timestamp::now()),
         };
+        if oom_killed {
+            state.emit(id, "oom");
+        }
+        state.emit(id, "die");
         Ok(())
     }
 
@@ -389,7 +424,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn remove_sandbox(&self, id: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
         let mut state = self.lock();
         state.enter("remove_sandbox", format!("remove_sandbox {id} {grace:?}"))?;
-        state.containers.remove(&id.0);
+        state.remove_container(&id.0);
         Ok(())
     }
 
@@ -488,6 +523,7 @@ impl ContainerRuntime for FakeRuntime {
                 started_at,
                 finished_at: Some(Timestamp::now()),
             };
+            state.emit(id, "die");
         }
         Ok(())
     }
@@ -495,8 +531,32 @@ impl ContainerRuntime for FakeRuntime {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let mut state = self.lock();
         state.enter("remove", format!("remove {id}"))?;
-        state.containers.remove(id);
+        state.remove_container(id);
         Ok(())
+    }
+
+    async fn events(&self) -> Result<Option<EngineEvents>, RuntimeError> {
+        let mut state = self.lock();
+        state.enter("events", "events".to_owned())?;
+        let tx = state
+            .events
+            .get_or_insert_with(|| tokio::sync::broadcast::channel(1024).0);
+        let rx = tx.subscribe();
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            match rx.recv().await {
+                Ok(ev) => Some((Ok(ev), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((
+                    Err(RuntimeError::Engine {
+                        op: "follow events".into(),
+                        status: 0,
+                        message: format!("{n} events were missed"),
+                    }),
+                    rx,
+                )),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        Ok(Some(stream.boxed()))
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerStatus, RuntimeError> {

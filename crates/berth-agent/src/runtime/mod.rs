@@ -558,6 +558,24 @@ pub struct ContainerSummary {
     pub created_unix: i64,
 }
 
+/// A change the engine reported on one of this node's containers, as it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineEvent {
+    /// Engine ID of the container.
+    pub container_id: String,
+    /// The pod it belongs to (its [`labels::POD_UID`] label), if any.
+    pub pod_uid: Option<String>,
+    /// What happened: `die`, `oom` or `destroy` (see [`ENGINE_EVENT_ACTIONS`]).
+    pub action: String,
+}
+
+/// The engine events the agent follows: a container exited, was killed for memory, or was
+/// removed. Its own creates and starts it knows already.
+pub const ENGINE_EVENT_ACTIONS: [&str; 3] = ["die", "oom", "destroy"];
+
+/// A stream of [`EngineEvent`]s; it ends (or yields an error) when the engine connection drops.
+pub type EngineEvents = BoxStream<'static, Result<EngineEvent, RuntimeError>>;
+
 /// Which output stream a chunk came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StreamKind {
@@ -721,6 +739,13 @@ pub trait ContainerRuntime: Send + Sync {
         &self,
         label_filters: &BTreeMap<String, String>,
     ) -> Result<Vec<ContainerSummary>, RuntimeError>;
+
+    /// Follows the changes in [`ENGINE_EVENT_ACTIONS`] on the containers of this cluster and
+    /// node from now on. `Ok(None)` when the engine cannot report them: the agent then learns
+    /// of changes only by listing.
+    async fn events(&self) -> Result<Option<EngineEvents>, RuntimeError> {
+        Ok(None)
+    }
 
     /// Starts a command in a running container.
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecSession, RuntimeError>;

@@ -1,7 +1,6 @@
 //! Pod worker behaviour against the fake engine and the fake API.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,51 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::*;
-use crate::api::FakeApi;
-use crate::runtime::{FakeRuntime, NetworkSpec};
-
-struct Setup {
-    rt: Arc<FakeRuntime>,
-    api: Arc<FakeApi>,
-    shared: Arc<Shared>,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = Arc::new(FakeRuntime::new());
-    let api = FakeApi::new();
-    let mut config = AgentConfig::new("n1", dir.path(), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
-    config.backoff_initial = Duration::from_millis(300);
-    config.backoff_max = Duration::from_secs(2);
-    config.ca_pem = "CA".into();
-    rt.add_image(&config.sandbox_image, "sha256:pause");
-    rt.add_image("app:1", "sha256:app");
-    rt.ensure_network(&NetworkSpec {
-        name: "net".into(),
-        subnet: "10.42.0.0/24".parse().unwrap(),
-        gateway: Ipv4Addr::new(10, 42, 0, 1),
-        labels: BTreeMap::new(),
-    })
-    .await
-    .unwrap();
-    let shared = Arc::new(Shared {
-        runtime: rt.clone(),
-        api: api.clone(),
-        recorder: Recorder::new(api.clone(), "n1"),
-        sources: crate::pod::sources::Sources::new(api.clone()),
-        config,
-        network: "net".into(),
-        node_allocatable: BTreeMap::new(),
-        engine: crate::pod::engine::EngineView::new(),
-    });
-    Setup {
-        rt,
-        api,
-        shared,
-        _dir: dir,
-    }
-}
+use crate::pod::testing::{Setup, setup};
 
 /// What the manager's relist does after the engine changed: records what it found; returns
 /// the pods whose workers it is to wake.
@@ -340,6 +295,41 @@ fn durations_print_as_go_does() {
     assert_eq!(format_duration(Duration::from_secs(300)), "5m0s");
     assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
     assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
+}
+
+#[tokio::test]
+async fn an_exit_the_engine_reports_outdates_the_workers_own_view() {
+    let s = setup().await;
+    let p = pod(
+        json!({"containers": [{"name": "a", "image": "app:1", "imagePullPolicy": "IfNotPresent"}]}),
+    );
+    let mut w = worker(&s);
+    w.sync(&p).await.unwrap();
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    assert_eq!(s.rt.calls(), Vec::<String>::new(), "its own view stands in");
+
+    let app = app_containers(&s).remove(0);
+    s.rt.exit_container(&app.id, 1, false).unwrap();
+    // What the manager does with the engine's event; no relist has run since.
+    s.shared.engine.reported("uid-1");
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    let calls = s.rt.calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("list ")),
+        "the report outdates the worker's view, so it lists: {calls:?}"
+    );
+    assert_eq!(
+        last_status(&s)["containerStatuses"][0]["restartCount"],
+        1,
+        "{}",
+        last_status(&s)
+    );
+    // The restart only created: its view, newer than the report, stands in again.
+    s.rt.clear_calls();
+    w.sync(&p).await.unwrap();
+    assert_eq!(s.rt.calls(), Vec::<String>::new());
 }
 
 #[tokio::test]
