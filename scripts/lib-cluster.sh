@@ -1,8 +1,9 @@
 # Shared by the cluster benchmarks: a release `berth server --disable-agent` and N `berth agent`
 # processes joined with a token, in a temporary directory, all on this machine's dockerd.
-# Source it, then call `start_cluster N`; `cleanup_cluster` runs at exit.
+# Source it, then call `start_cluster N`; `cleanup_cluster` runs at exit. With BERTH_BINARY set,
+# that binary runs as it is (no build).
 set -euo pipefail
-berth=$PWD/target/release/berth
+berth=${BERTH_BINARY:-$PWD/target/release/berth}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench.XXXXXX")
 prefix="bench$$"
 agents=()
@@ -44,7 +45,7 @@ start_server() { # [binary]: a server with its data in $work/server; sets server
 }
 start_cluster() {
   local n=$1
-  cargo build --release --locked -p berth
+  [ -n "${BERTH_BINARY:-}" ] || cargo build --release --locked -p berth
   build_image
   start_server
   local token
