@@ -5,8 +5,8 @@
 //! node's containers), each of which wakes the worker of its pod at once; the relist of the
 //! engine (one list call for all pods, as the kubelet's PLEG), which wakes the worker of a pod
 //! whose containers changed: every second while no event stream is followed, and only every
-//! few seconds once one is and a relist has begun after it was opened (as the kubelet's evented
-//! PLEG relists rarely); and the removal of containers whose pod no longer exists (once the
+//! ten seconds (by default) once one is and a relist has begun after it was opened (as the
+//! kubelet's evented PLEG relists rarely); and the removal of containers whose pod no longer exists (once the
 //! first list of pods is complete, so that a restart adopts what still has a pod). Must not
 //! decide anything about a single pod (its worker does).
 
@@ -175,7 +175,7 @@ impl PodManager {
     /// Applies one item of the engine's event stream: an event wakes its pod's worker; an
     /// error or the end of the stream closes it (relisting goes back to every second until it
     /// is open again).
-    pub fn engine_event(&mut self, event: Option<Result<EngineEvent, RuntimeError>>) {
+    fn engine_event(&mut self, event: Option<Result<EngineEvent, RuntimeError>>) {
         match event {
             Some(Ok(ev)) => {
                 if let Some(uid) = ev.pod_uid {
