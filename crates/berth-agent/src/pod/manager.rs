@@ -329,16 +329,31 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn engine_events_wake_the_worker_and_slow_the_relist() {
+    /// A manager over the fakes that relists every 50 ms, or hourly once it follows the
+    /// engine's events; `prepare` scripts the engine before it starts.
+    async fn running_manager(
+        prepare: impl FnOnce(&Setup),
+    ) -> (
+        Setup,
+        futures::channel::mpsc::UnboundedSender<PodEvent>,
+        watch::Sender<bool>,
+        JoinHandle<()>,
+    ) {
         let s = setup_with(|c| {
             c.relist_interval = Duration::from_millis(50);
             c.relist_interval_with_events = Duration::from_secs(3600);
         })
         .await;
+        prepare(&s);
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        let (_stop, stop) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(false);
         let manager = tokio::spawn(PodManager::new(Arc::clone(&s.shared)).run(rx.boxed(), stop));
+        (s, tx, stop_tx, manager)
+    }
+
+    #[tokio::test]
+    async fn engine_events_wake_the_worker_and_slow_the_relist() {
+        let (s, tx, _stop, manager) = running_manager(|_| {}).await;
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "p", "namespace": "default", "uid": "uid-1"},
             "spec": {"containers": [{"name": "a", "image": "app:1"}]},
@@ -380,17 +395,12 @@ mod tests {
 
     #[tokio::test]
     async fn without_events_the_relist_runs_every_interval() {
-        let s = setup_with(|c| {
-            c.relist_interval = Duration::from_millis(50);
-            c.relist_interval_with_events = Duration::from_secs(3600);
+        let (s, tx, _stop, manager) = running_manager(|s| {
+            for _ in 0..1000 {
+                s.rt.fail_next("events", "no events here");
+            }
         })
         .await;
-        for _ in 0..1000 {
-            s.rt.fail_next("events", "no events here");
-        }
-        let (tx, rx) = futures::channel::mpsc::unbounded();
-        let (_stop, stop) = watch::channel(false);
-        let manager = tokio::spawn(PodManager::new(Arc::clone(&s.shared)).run(rx.boxed(), stop));
         tx.unbounded_send(PodEvent::Synced).unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         // Every tick tries to follow the events again, and relists.
