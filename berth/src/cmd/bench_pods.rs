@@ -45,6 +45,71 @@ pub struct PodsArgs {
     /// PID of the agent process, to report its RSS with the pods running.
     #[arg(long)]
     pub agent_pid: Option<u32>,
+    /// A process whose CPU time over each burst is reported, as `NAME=PID` (repeatable), with
+    /// the machine's busy and idle CPU time over the same window.
+    #[arg(long = "cpu-of", value_name = "NAME=PID", value_parser = parse_named_pid)]
+    pub cpu_of: Vec<(String, u32)>,
+}
+
+fn parse_named_pid(s: &str) -> Result<(String, u32), String> {
+    let (name, pid) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=PID"))?;
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("{pid:?} in {s:?} is not a process ID"))?;
+    Ok((name.to_owned(), pid))
+}
+
+/// CPU time so far, in clock ticks: the machine's busy and idle time, then each named process's
+/// and this one's.
+struct CpuSample(Vec<(String, u64)>);
+
+impl CpuSample {
+    fn take(of: &[(String, u32)]) -> Self {
+        let mut v = Vec::new();
+        if let Some(line) = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+        {
+            let t: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let idle = t.get(3).copied().unwrap_or(0) + t.get(4).copied().unwrap_or(0);
+            v.push(("machine busy".to_owned(), t.iter().sum::<u64>() - idle));
+            v.push(("machine idle".to_owned(), idle));
+        }
+        let me = ("benchmark client".to_owned(), std::process::id());
+        for (name, pid) in of.iter().chain(std::iter::once(&me)) {
+            // utime and stime: fields 14 and 15, counted after the parenthesised command name.
+            let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+                    Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+                });
+            if let Some(ticks) = ticks {
+                v.push((name.clone(), ticks));
+            }
+        }
+        Self(v)
+    }
+
+    /// What was used since `earlier`, in seconds, as one line.
+    fn since(&self, earlier: &CpuSample) -> String {
+        // Linux reports these in USER_HZ, which is 100 on every architecture it supports.
+        const HZ: f64 = 100.0;
+        self.0
+            .iter()
+            .filter_map(|(name, now)| {
+                let (_, then) = earlier.0.iter().find(|(n, _)| n == name)?;
+                Some(format!("{name} {:.2} s", now.saturating_sub(*then) as f64 / HZ))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Runs the benchmark: `rounds` rounds, each through Berth and through the plain Docker API in
@@ -180,6 +245,7 @@ async fn through_berth(
             .with_context(|| format!("pod {name} did not run within 60 s"))?;
         sequential.push(at - started);
     }
+    let cpu_before = CpuSample::take(&args.cpu_of);
     let started = Instant::now();
     let creates = (0..args.count).map(|i| {
         let pods = pods.clone();
@@ -199,6 +265,10 @@ async fn through_berth(
             .await
             .context("burst pods did not all run within 120 s")?;
         burst.push(at - started);
+    }
+    if !args.cpu_of.is_empty() {
+        let cpu = CpuSample::take(&args.cpu_of).since(&cpu_before);
+        println!("Berth, CPU time over the burst: {cpu}");
     }
     if let Some(pid) = args.agent_pid {
         println!(
@@ -292,9 +362,14 @@ async fn plain_docker(
     }
     // Burst latencies count from the common start, as for Berth's burst.
     let mut burst = Vec::new();
+    let cpu_before = CpuSample::take(&args.cpu_of);
     let started = Instant::now();
     for r in futures::future::join_all((0..args.count).map(|i| one(format!("burst-{i}")))).await {
         burst.push(r? - started);
+    }
+    if !args.cpu_of.is_empty() {
+        let cpu = CpuSample::take(&args.cpu_of).since(&cpu_before);
+        println!("plain Docker API, CPU time over the burst: {cpu}");
     }
     let all = rt.list(&BTreeMap::new()).await?;
     for c in all
