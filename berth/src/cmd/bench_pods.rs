@@ -105,7 +105,10 @@ impl CpuSample {
             .iter()
             .filter_map(|(name, now)| {
                 let (_, then) = earlier.0.iter().find(|(n, _)| n == name)?;
-                Some(format!("{name} {:.2} s", now.saturating_sub(*then) as f64 / HZ))
+                Some(format!(
+                    "{name} {:.2} s",
+                    now.saturating_sub(*then) as f64 / HZ
+                ))
             })
             .collect::<Vec<_>>()
             .join(", ")
