@@ -61,12 +61,24 @@ fn parse_named_pid(s: &str) -> Result<(String, u32), String> {
     Ok((name.to_owned(), pid))
 }
 
-/// CPU time so far, in clock ticks: the machine's busy and idle time, then each named process's
-/// and this one's.
-struct CpuSample(Vec<(String, u64)>);
+/// CPU time used over one burst by the processes named with `--cpu-of`, this one and the
+/// machine as a whole, as read from `/proc` (in clock ticks) when the burst began.
+struct CpuWindow<'a> {
+    of: &'a [(String, u32)],
+    start: Vec<(String, u64)>,
+}
 
-impl CpuSample {
-    fn take(of: &[(String, u32)]) -> Self {
+impl<'a> CpuWindow<'a> {
+    /// Starts a window, or `None` when no process was named (nothing is read then).
+    fn open(of: &'a [(String, u32)]) -> Option<Self> {
+        (!of.is_empty()).then(|| Self {
+            of,
+            start: Self::sample(of),
+        })
+    }
+
+    /// The machine's busy and idle time, then each named process's and this one's.
+    fn sample(of: &[(String, u32)]) -> Vec<(String, u64)> {
         let mut v = Vec::new();
         if let Some(line) = std::fs::read_to_string("/proc/stat")
             .ok()
@@ -94,24 +106,25 @@ impl CpuSample {
                 v.push((name.clone(), ticks));
             }
         }
-        Self(v)
+        v
     }
 
-    /// What was used since `earlier`, in seconds, as one line.
-    fn since(&self, earlier: &CpuSample) -> String {
+    /// Prints what was used since the window opened, in seconds, on one line after `label`.
+    fn report(&self, label: &str) {
         // Linux reports these in USER_HZ, which is 100 on every architecture it supports.
         const HZ: f64 = 100.0;
-        self.0
+        let used = Self::sample(self.of)
             .iter()
             .filter_map(|(name, now)| {
-                let (_, then) = earlier.0.iter().find(|(n, _)| n == name)?;
+                let (_, then) = self.start.iter().find(|(n, _)| n == name)?;
                 Some(format!(
                     "{name} {:.2} s",
                     now.saturating_sub(*then) as f64 / HZ
                 ))
             })
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        println!("{label}, CPU time over the burst: {used}");
     }
 }
 
@@ -248,7 +261,7 @@ async fn through_berth(
             .with_context(|| format!("pod {name} did not run within 60 s"))?;
         sequential.push(at - started);
     }
-    let cpu_before = CpuSample::take(&args.cpu_of);
+    let cpu = CpuWindow::open(&args.cpu_of);
     let started = Instant::now();
     let creates = (0..args.count).map(|i| {
         let pods = pods.clone();
@@ -269,9 +282,8 @@ async fn through_berth(
             .context("burst pods did not all run within 120 s")?;
         burst.push(at - started);
     }
-    if !args.cpu_of.is_empty() {
-        let cpu = CpuSample::take(&args.cpu_of).since(&cpu_before);
-        println!("Berth, CPU time over the burst: {cpu}");
+    if let Some(cpu) = &cpu {
+        cpu.report("Berth");
     }
     if let Some(pid) = args.agent_pid {
         println!(
@@ -365,14 +377,13 @@ async fn plain_docker(
     }
     // Burst latencies count from the common start, as for Berth's burst.
     let mut burst = Vec::new();
-    let cpu_before = CpuSample::take(&args.cpu_of);
+    let cpu = CpuWindow::open(&args.cpu_of);
     let started = Instant::now();
     for r in futures::future::join_all((0..args.count).map(|i| one(format!("burst-{i}")))).await {
         burst.push(r? - started);
     }
-    if !args.cpu_of.is_empty() {
-        let cpu = CpuSample::take(&args.cpu_of).since(&cpu_before);
-        println!("plain Docker API, CPU time over the burst: {cpu}");
+    if let Some(cpu) = &cpu {
+        cpu.report("plain Docker API");
     }
     let all = rt.list(&BTreeMap::new()).await?;
     for c in all

@@ -6,9 +6,9 @@
 //! engine (one list call for all pods, as the kubelet's PLEG), which wakes the worker of a pod
 //! whose containers changed: every second while no event stream is followed, and only every
 //! ten seconds (by default) once one is and a relist has begun after it was opened (as the
-//! kubelet's evented PLEG relists rarely); and the removal of containers whose pod no longer exists (once the
-//! first list of pods is complete, so that a restart adopts what still has a pod). Must not
-//! decide anything about a single pod (its worker does).
+//! kubelet's evented PLEG relists rarely); and the removal of containers whose pod no longer
+//! exists (once the first list of pods is complete, so that a restart adopts what still has a
+//! pod). Must not decide anything about a single pod (its worker does).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -157,6 +157,13 @@ impl PodManager {
         );
     }
 
+    /// Wakes the worker of pod `uid`, if it has one.
+    fn wake(&self, uid: &str) {
+        if let Some(w) = self.workers.get(uid) {
+            w.wake.notify_one();
+        }
+    }
+
     /// Opens the engine's event stream when it is not open (and the engine has one).
     async fn follow_engine(&mut self) {
         if self.engine_events.is_some() || !self.engine_reports {
@@ -180,9 +187,7 @@ impl PodManager {
             Some(Ok(ev)) => {
                 if let Some(uid) = ev.pod_uid {
                     self.shared.engine.reported(&uid);
-                    if let Some(w) = self.workers.get(&uid) {
-                        w.wake.notify_one();
-                    }
+                    self.wake(&uid);
                 }
             }
             Some(Err(e)) => {
@@ -221,9 +226,7 @@ impl PodManager {
         };
         self.last_relist = Some(began);
         for uid in self.shared.engine.record_relist(began, &list) {
-            if let Some(w) = self.workers.get(&uid) {
-                w.wake.notify_one();
-            }
+            self.wake(&uid);
         }
         let mut now: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for c in &list {
@@ -243,10 +246,8 @@ impl PodManager {
             v.sort();
         }
         for (uid, fp) in &now {
-            if self.fingerprints.get(uid) != Some(fp)
-                && let Some(w) = self.workers.get(uid)
-            {
-                w.wake.notify_one();
+            if self.fingerprints.get(uid) != Some(fp) {
+                self.wake(uid);
             }
         }
         self.workers
